@@ -1,0 +1,18 @@
+/**
+ * Transcript and progress events (`options.onEvent`). Credentials are redacted before an
+ * event is built, so a logger may print every event as is.
+ */
+export type DeliveryEvent =
+  | { type: 'warning'; message: string }
+  | { type: 'connect'; nexthop: string; host: string; address: string; port?: number }
+  | { type: 'connected'; host: string; address: string; port?: number; localAddress?: string; localPort?: number }
+  | { type: 'connect-failed'; host: string; address: string; port?: number; reason: string }
+  /** A command line written to the server (no CRLF); message content is not reported line by line. */
+  | { type: 'send'; line: string }
+  /** A reply line received from the server (no CRLF). */
+  | { type: 'receive'; line: string }
+  /** Message content written: octets of this chunk as sent on the wire. */
+  | { type: 'content'; bytes: number }
+  | { type: 'tls'; version: string; cipher: string; verified: boolean; level: string }
+  | { type: 'recipient'; index: number; recipient: string; action: string; status: string; reason: string }
+  | { type: 'closed'; host: string; address: string };

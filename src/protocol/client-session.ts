@@ -1,0 +1,1008 @@
+/**
+ * The sans-IO SMTP/LMTP client engine: bytes in, bytes out, events out. No sockets, no
+ * timers, no promises (DESIGN.md "The engine's contract"; h11 is the model).
+ *
+ * The conversation follows Postfix's smtp_proto.c (POSTFIX-BEHAVIOR.md §1.3):
+ * - two cursors: the sender writes commands as far as the rules allow, the receiver matches
+ *   replies to the commands in the order they were written (the `pending` queue);
+ * - with PIPELINING (RFC 2920) one flight is MAIL, RCPT × n, DATA (or BDAT), holding at most
+ *   4096 unanswered command octets; without it every command waits for the previous reply;
+ * - course corrections: RSET after a rejected MAIL or DATA or when no recipient was accepted,
+ *   a lone "." when DATA was accepted with no recipient;
+ * - every recipient of a transaction gets exactly one outcome per session (Postfix's
+ *   mark-and-sweep, §1.0 I-1), asserted here: marking twice, or ending a session with an
+ *   unmarked recipient, throws.
+ *
+ * The adapter's loop: `receive(bytes)` / `timeout()` / `connectionLost()` in; `nextEvent()`
+ * and `takeOutput()` out; `stage` says which deadline applies while a reply is awaited.
+ */
+import { ContentEncoder, encodeContent } from './content-encoder.js';
+import { encodeMailFrom, encodeRcptTo } from './command-encoder.js';
+import { parseEhlo, noCapabilities, type Capabilities } from './ehlo-parser.js';
+import { parseMailbox } from './address.js';
+import { ReplyParser } from './reply-parser.js';
+import type { Reply } from './reply.js';
+import type { LocalReason, RepliedCommand, Why } from './why.js';
+import type { SaslMechanism } from './sasl-exchange.js';
+import { SaslExchange } from './sasl-exchange.js';
+
+export interface SessionConfig {
+  protocol: 'smtp' | 'lmtp';
+  /** Postfix `smtp_helo_name` / `lmtp_lhlo_name`. */
+  heloName: string;
+  /** Postfix `smtp_always_send_ehlo` (true): EHLO even when the greeting lacks "ESMTP". */
+  alwaysSendEhlo?: boolean;
+  /** Postfix `smtp_never_send_ehlo` (false). */
+  neverSendEhlo?: boolean;
+  /** Postfix `smtp_skip_quit_response`: SMTP true, LMTP false (PROTO-23). */
+  skipQuitResponse?: boolean;
+  /** Postfix `smtp_discard_ehlo_keywords`. */
+  discardEhloKeywords?: readonly string[];
+  /** Postfix `smtp_line_length_limit` (998). */
+  lineLengthLimit?: number;
+  /** Longest reply line kept (Postfix `line_length_limit`, 2048). */
+  replyLineLimit?: number;
+  /** Most lines in one reply before the server is judged broken (bounded memory). */
+  maxReplyLines?: number;
+  /** Postfix `smtp_reply_filter`. */
+  replyFilter?: (line: string) => string;
+  /** Postfix `smtp_quote_rfc821_envelope` (true). */
+  quoteRfc821Envelope?: boolean;
+  /** Use RFC 3030 CHUNKING (BDAT) when the server offers it (mailwire; default true). */
+  chunking?: boolean;
+  /** Largest BDAT chunk for a message of unknown length (default 65536). */
+  bdatChunkSize?: number;
+  /** Unanswered command octets allowed in one pipelined flight (Postfix: 4096). */
+  pipeliningWindow?: number;
+  /**
+   * STARTTLS policy seam (the TLS issue fills in levels): `never` (level none), `opportunistic`
+   * (may: STARTTLS when offered), `required` (encrypt and above: no STARTTLS is a site failure).
+   */
+  startTls?: 'never' | 'opportunistic' | 'required';
+  /** The connection is already inside TLS (wrapper mode, RFC 8314). */
+  inTls?: boolean;
+  /** SASL seam: a mechanism chosen by the caller for this server, run after EHLO (and TLS). */
+  sasl?: (caps: Capabilities, inTls: boolean) => SaslMechanism | undefined | { fail: string };
+  /** Postfix `smtp_send_dummy_mail_auth`. */
+  sendDummyMailAuth?: boolean;
+  /** QUIT after the transaction (false keeps the connection for reuse: pool issue). */
+  quitAfterTransaction?: boolean;
+}
+
+/** One mail transaction: what `deliver()` hands the engine. */
+export interface TransactionInput {
+  sender: string;
+  /** The recipients still to try in this session; `index` identifies them in outcomes. */
+  recipients: ReadonlyArray<{
+    index: number;
+    address: string;
+    notify?: ReadonlyArray<'SUCCESS' | 'FAILURE' | 'DELAY'> | 'NEVER';
+    orcpt?: string;
+  }>;
+  /** The message in memory (raw, as given), or `stream`: the adapter feeds it on `needContent`. */
+  content: { kind: 'bytes'; bytes: Uint8Array } | { kind: 'stream' };
+  /** Declared size (RFC 1870) for a stream; measured for bytes. */
+  size?: number;
+  /** Declared body type; detected for bytes. */
+  body?: '7BIT' | '8BITMIME';
+  /** RFC 6531: 'auto' (default) asks for SMTPUTF8 when an address is not ASCII. */
+  smtputf8?: boolean | 'auto';
+  dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string };
+  requireTls?: boolean;
+}
+
+export type CommandKind =
+  | 'greeting'
+  | 'ehlo'
+  | 'helo'
+  | 'lhlo'
+  | 'starttls'
+  | 'auth'
+  | 'mail'
+  | 'rcpt'
+  | 'data'
+  | 'dot'
+  | 'bdat'
+  | 'bdat-last'
+  | 'lone-dot'
+  | 'rset'
+  | 'quit';
+
+/**
+ * What the engine waits for: the command whose reply is awaited (the receiver state, as in
+ * Postfix), or `body` while the message is being written, `tls` while the adapter runs the
+ * TLS handshake, `idle`, or `done`.
+ */
+export type Stage = CommandKind | 'body' | 'tls' | 'idle' | 'done';
+
+export type SessionEvent =
+  | { type: 'send'; line: string }
+  | { type: 'receive'; line: string }
+  | { type: 'warning'; message: string }
+  | { type: 'capabilities'; capabilities: Capabilities }
+  /** Exactly one per transaction recipient per session. */
+  | { type: 'outcome'; index: number; why: Why }
+  /** Feed the message now: `content()` while `wantsContent`, then `contentEnd()`. */
+  | { type: 'needContent' }
+  /** Run the TLS handshake on the connection now, then `tlsEstablished()` or `tlsFailed()`. */
+  | { type: 'startTls' }
+  /** The conversation is over: close the connection (`reusable` is for the pool). */
+  | { type: 'done'; reusable: boolean };
+
+/** Postfix's texts for where a conversation broke (smtp_proto.c, checked against 3.7). */
+const STAGE_TEXT: Record<Exclude<Stage, 'idle' | 'done'>, string> = {
+  greeting: 'receiving the initial server greeting',
+  ehlo: 'performing the EHLO handshake',
+  helo: 'performing the HELO handshake',
+  lhlo: 'performing the LHLO handshake',
+  starttls: 'receiving the STARTTLS response',
+  tls: 'performing the TLS handshake',
+  auth: 'performing the SASL authentication',
+  mail: 'sending MAIL FROM',
+  rcpt: 'sending RCPT TO',
+  data: 'sending DATA command',
+  body: 'sending message body',
+  bdat: 'sending message body',
+  dot: 'sending end of data -- message may be sent more than once',
+  'bdat-last': 'sending end of data -- message may be sent more than once',
+  'lone-dot': 'sending end of data',
+  rset: 'sending final RSET',
+  quit: 'sending QUIT',
+};
+
+interface Pending {
+  kind: CommandKind;
+  /** Command octets counted against the pipelining window. */
+  bytes: number;
+  /** For `rcpt`: position in the transaction's recipient list. */
+  rcpt?: number;
+}
+
+type RcptState = 'new' | 'sent' | 'accepted' | 'marked';
+
+interface Transaction {
+  input: TransactionInput;
+  rcpts: Array<{ index: number; line?: string; state: RcptState }>;
+  mailLine?: string;
+  step: 'start' | 'mail' | 'rcpt' | 'data' | 'await-data' | 'body' | 'after-body' | 'abort' | 'end';
+  nextRcpt: number;
+  mailRejected: boolean;
+  rcptRepliesDue: number;
+  accepted: number[]; // positions, in RCPT order (LMTP maps end-of-data replies onto these)
+  useBdat: boolean;
+  dotStuff: boolean;
+  prepared?: Uint8Array; // in-memory message, encoded
+  encoder?: ContentEncoder;
+  chunk: Uint8Array[];
+  chunkBytes: number;
+  chunkFailed: boolean;
+  bodyEnded: boolean;
+  early: Reply[]; // replies that arrived while the DATA body was being written
+  lmtpDone: number; // LMTP end-of-data replies consumed
+}
+
+const CRLF = '\r\n';
+const encoder = new TextEncoder();
+
+export class ClientSession {
+  private readonly config: Required<
+    Pick<
+      SessionConfig,
+      | 'protocol'
+      | 'heloName'
+      | 'alwaysSendEhlo'
+      | 'neverSendEhlo'
+      | 'skipQuitResponse'
+      | 'lineLengthLimit'
+      | 'quoteRfc821Envelope'
+      | 'chunking'
+      | 'bdatChunkSize'
+      | 'pipeliningWindow'
+      | 'startTls'
+      | 'quitAfterTransaction'
+    >
+  > &
+    SessionConfig;
+  private readonly parser: ReplyParser;
+  private readonly events: SessionEvent[] = [];
+  private out: Uint8Array[] = [];
+  private pending: Pending[] = [{ kind: 'greeting', bytes: 0 }];
+  private unanswered = 0;
+  private phase: 'handshake' | 'tls' | 'auth' | 'ready' | 'transaction' | 'closing' | 'done' = 'handshake';
+  private tx: Transaction | undefined;
+  private queuedTx: TransactionInput | undefined;
+  private inTls: boolean;
+  private esmtpGreeting = false;
+  private sasl: SaslExchange | undefined;
+  private quitSent = false;
+  private protocolError = false;
+  private broken = false;
+
+  /** What the server announced (after EHLO/LHLO; empty after HELO). */
+  capabilities: Capabilities | undefined;
+  /** The server's greeting. */
+  greeting: Reply | undefined;
+
+  constructor(config: SessionConfig) {
+    this.config = {
+      alwaysSendEhlo: true,
+      neverSendEhlo: false,
+      skipQuitResponse: config.protocol === 'smtp',
+      lineLengthLimit: 998,
+      quoteRfc821Envelope: true,
+      chunking: true,
+      bdatChunkSize: 65536,
+      pipeliningWindow: 4096,
+      startTls: 'never',
+      quitAfterTransaction: true,
+      ...config,
+    };
+    this.inTls = config.inTls ?? false;
+    this.parser = new ReplyParser({
+      ...(config.replyLineLimit !== undefined ? { lineLengthLimit: config.replyLineLimit } : {}),
+      ...(config.maxReplyLines !== undefined ? { maxReplyLines: config.maxReplyLines } : {}),
+      ...(config.replyFilter ? { replyFilter: config.replyFilter } : {}),
+    });
+  }
+
+  // ---------------------------------------------------------------- inputs
+
+  /** Queue the mail transaction; it starts once the handshake is done. */
+  transaction(input: TransactionInput): void {
+    if (this.tx || this.queuedTx) throw new Error('ClientSession: a transaction is already queued');
+    if (this.phase === 'done' || this.phase === 'closing') throw new Error('ClientSession: the session is over');
+    this.queuedTx = input;
+    if (this.phase === 'ready') this.startTransaction();
+  }
+
+  /** Bytes received from the server. */
+  receive(bytes: Uint8Array): void {
+    if (this.phase === 'done' || this.phase === 'tls') return;
+    const replies = this.parser.feed(bytes);
+    for (const reply of replies) {
+      if (this.stopped()) break; // STARTTLS: drop what follows the 220
+      this.handleReply(reply);
+    }
+    if (this.parser.overflow && !this.stopped()) {
+      this.failSession(
+        {
+          kind: 'local',
+          reason: 'protocol',
+          detail: `host sent a reply of more than ${this.config.maxReplyLines ?? 256} lines while ${this.stageText()}`,
+        },
+        false,
+      );
+    }
+  }
+
+  /** The stage deadline passed. */
+  timeout(): void {
+    if (this.phase === 'done') return;
+    this.failSession({ kind: 'timeout', stage: this.stageText() }, false);
+  }
+
+  /** The connection was closed or broke. */
+  connectionLost(): void {
+    if (this.phase === 'done') return;
+    const tx = this.tx;
+    // Postfix (LOST_CONNECTION_INSIDE_DATA): a premature failure reply to the body counts.
+    if (tx && tx.step === 'body' && !tx.useBdat && tx.early.length > 0) {
+      const reply = tx.early.find((r) => r.code >= 400) ?? undefined;
+      if (reply) {
+        tx.early = [];
+        this.markAccepted({ kind: 'reply', reply, command: 'end of DATA' });
+      }
+    }
+    this.failSession({ kind: 'lost', stage: this.stageText() }, false);
+  }
+
+  /** The caller aborted: every unmarked recipient gets `aborted`; nothing more is written. */
+  abort(): void {
+    if (this.phase === 'done') return;
+    this.failSession({ kind: 'local', reason: 'aborted', detail: 'delivery aborted by the caller' }, false);
+  }
+
+  /** The adapter finished the TLS handshake the engine asked for. */
+  tlsEstablished(): void {
+    if (this.phase !== 'tls') throw new Error('ClientSession: no TLS handshake was asked for');
+    this.inTls = true;
+    this.phase = 'handshake';
+    // RFC 3207 §4.2: forget everything learned before TLS, then EHLO again.
+    this.capabilities = undefined;
+    this.parser.reset();
+    this.sendHello(this.config.protocol === 'lmtp' ? 'lhlo' : 'ehlo');
+  }
+
+  /** The TLS handshake failed: the session is forbidden (no QUIT, Postfix §1.6). */
+  tlsFailed(detail: string): void {
+    if (this.phase !== 'tls') return;
+    this.failSession({ kind: 'local', reason: 'tls-handshake', detail }, false);
+  }
+
+  /** Message content (stream transactions), while `wantsContent`. */
+  content(chunk: Uint8Array): void {
+    const tx = this.tx;
+    if (!tx || tx.step !== 'body' || tx.bodyEnded || !tx.encoder) return;
+    const encoded = tx.encoder.write(chunk);
+    if (tx.useBdat) this.bufferChunk(tx, encoded);
+    else if (encoded.length > 0) this.out.push(encoded);
+  }
+
+  /** End of the message (stream transactions). */
+  contentEnd(): void {
+    const tx = this.tx;
+    if (!tx || tx.step !== 'body' || tx.bodyEnded || !tx.encoder) return;
+    const tail = tx.encoder.end();
+    tx.bodyEnded = true;
+    if (tx.useBdat) {
+      if (tail.length > 0) tx.chunk.push(tail);
+      tx.chunkBytes += tail.length;
+      this.flushChunk(tx, true);
+    } else {
+      if (tail.length > 0) this.out.push(tail);
+      this.sendLine('.', { kind: 'dot', bytes: 0 }, false);
+      const early = tx.early;
+      tx.early = [];
+      tx.step = 'after-body';
+      for (const reply of early) this.handleReply(reply);
+    }
+    this.pump();
+  }
+
+  /** The message could not be read (stream error): fail the unmarked recipients, 4.3.0. */
+  contentFailed(detail: string): void {
+    if (this.phase === 'done') return;
+    // Mid-body the only way to cancel is to drop the connection (Postfix smtp_mime_fail).
+    this.failSession({ kind: 'local', reason: 'message-source', detail }, false);
+  }
+
+  /** Reading has stopped: the session is over, or the TLS handshake owns the connection. */
+  private stopped(): boolean {
+    return this.phase === 'done' || this.phase === 'tls';
+  }
+
+  // ---------------------------------------------------------------- outputs
+
+  /** The next event, or undefined. */
+  nextEvent(): SessionEvent | undefined {
+    return this.events.shift();
+  }
+
+  /** Bytes to write now (in order), or an empty array. */
+  takeOutput(): Uint8Array[] {
+    const out = this.out;
+    this.out = [];
+    return out;
+  }
+
+  /** What the engine waits for; the adapter arms the matching deadline (PROTO-29). */
+  get stage(): Stage {
+    if (this.phase === 'done') return 'done';
+    if (this.phase === 'tls') return 'tls';
+    const head = this.pending[0];
+    if (head) return head.kind;
+    if (this.tx?.step === 'body') return 'body';
+    return 'idle';
+  }
+
+  /** True while the engine takes message content (`content()`). */
+  get wantsContent(): boolean {
+    const tx = this.tx;
+    if (!tx || tx.step !== 'body' || tx.bodyEnded || tx.input.content.kind !== 'stream') return false;
+    if (tx.useBdat && this.blockedByChunkReplies(tx)) return false;
+    return true;
+  }
+
+  /** True once the conversation is over. */
+  get done(): boolean {
+    return this.phase === 'done';
+  }
+
+  /** The connection may be used for another transaction (pool): no protocol error, no failure. */
+  get reusable(): boolean {
+    return !this.broken && !this.protocolError && !this.quitSent;
+  }
+
+  /** Inside TLS (after STARTTLS, or wrapper mode). */
+  get tls(): boolean {
+    return this.inTls;
+  }
+
+  // ---------------------------------------------------------------- replies
+
+  private handleReply(reply: Reply): void {
+    for (const line of reply.lines) this.events.push({ type: 'receive', line });
+    if (reply.protocolError) this.protocolError = true;
+    const tx = this.tx;
+    if (tx && tx.step === 'body' && !tx.useBdat && this.pending.length === 0) {
+      tx.early.push(reply); // read after ".", as Postfix does; or on EOF (connectionLost)
+      return;
+    }
+    const head = this.pending[0];
+    if (!head) {
+      // Unsolicited: Postfix reads it as the reply to the next command. Keep that order.
+      this.events.push({ type: 'warning', message: `unexpected reply before any command: ${reply.lines.join(' ')}` });
+      this.protocolError = true;
+      return;
+    }
+    // LMTP end of data: one reply per accepted recipient (RFC 2033 §4.2) under one entry.
+    if (!(this.config.protocol === 'lmtp' && (head.kind === 'dot' || head.kind === 'bdat-last') && tx && this.lmtpRepliesLeft(tx) > 1)) {
+      this.pending.shift();
+      this.unanswered -= head.bytes;
+    }
+    switch (head.kind) {
+      case 'greeting':
+        return this.onGreeting(reply);
+      case 'ehlo':
+      case 'helo':
+      case 'lhlo':
+        return this.onHello(head.kind, reply);
+      case 'starttls':
+        return this.onStartTls(reply);
+      case 'auth':
+        return this.onAuth(reply);
+      case 'mail':
+        return this.onMail(reply);
+      case 'rcpt':
+        return this.onRcpt(head.rcpt!, reply);
+      case 'data':
+        return this.onData(reply);
+      case 'dot':
+      case 'bdat-last':
+        return this.onEndOfData(reply, head.kind === 'bdat-last' ? 'end of DATA' : 'end of DATA');
+      case 'bdat':
+        return this.onChunk(reply);
+      case 'lone-dot':
+      case 'rset':
+        return this.pump();
+      case 'quit':
+        return this.finish();
+    }
+  }
+
+  private onGreeting(reply: Reply): void {
+    this.greeting = reply;
+    if (reply.code < 200 || reply.code > 299) {
+      return this.refuse(reply, true);
+    }
+    this.esmtpGreeting = /\bESMTP\b/i.test(reply.lines.join(' '));
+    if (this.config.protocol === 'lmtp') return this.sendHello('lhlo');
+    // Postfix: EHLO when the greeting says ESMTP or smtp_always_send_ehlo; never with smtp_never_send_ehlo.
+    const ehlo = !this.config.neverSendEhlo && (this.config.alwaysSendEhlo || this.esmtpGreeting);
+    this.sendHello(ehlo ? 'ehlo' : 'helo');
+  }
+
+  private onHello(kind: 'ehlo' | 'helo' | 'lhlo', reply: Reply): void {
+    if (reply.code >= 200 && reply.code <= 299) {
+      const caps =
+        kind === 'helo'
+          ? noCapabilities(reply.lines[0]?.slice(4).split(/\s+/)[0] ?? '')
+          : parseEhlo(reply.lines, { discardEhloKeywords: this.config.discardEhloKeywords ?? [] });
+      for (const w of caps.warnings) this.events.push({ type: 'warning', message: w });
+      this.capabilities = caps;
+      this.events.push({ type: 'capabilities', capabilities: caps });
+      return this.afterHello(caps);
+    }
+    // EHLO refused with anything but 421: try HELO (PROTO-3). LMTP has no fallback.
+    if (kind === 'ehlo' && reply.code !== 421) return this.sendHello('helo');
+    this.refuse(reply, false);
+  }
+
+  private afterHello(caps: Capabilities): void {
+    const policy = this.config.startTls;
+    if (!this.inTls && policy !== 'never') {
+      if (caps.startTls) {
+        this.sendLine('STARTTLS', { kind: 'starttls', bytes: 0 });
+        return;
+      }
+      if (policy === 'required') {
+        return this.failSession({
+          kind: 'local',
+          reason: 'starttls-missing',
+          detail: 'TLS is required, but was not offered by host',
+        });
+      }
+    }
+    if (this.config.sasl && caps.auth.length > 0) {
+      const choice = this.config.sasl(caps, this.inTls);
+      if (choice && 'fail' in choice) {
+        return this.failSession({ kind: 'local', reason: 'sasl', detail: choice.fail });
+      }
+      if (choice) {
+        this.phase = 'auth';
+        this.sasl = new SaslExchange(choice);
+        const line = this.sasl.firstLine();
+        this.sendLine(line.line, { kind: 'auth', bytes: 0 }, true, line.redacted);
+        return;
+      }
+    }
+    this.ready();
+  }
+
+  private onStartTls(reply: Reply): void {
+    if (reply.code >= 200 && reply.code <= 299) {
+      // RFC 3207 §4.2 / CVE-2011-0411: nothing received in plaintext after the 220 is used.
+      this.parser.reset();
+      this.phase = 'tls';
+      this.events.push({ type: 'startTls' });
+      return;
+    }
+    if (this.config.startTls === 'required') {
+      return this.failSession({ kind: 'reply', reply, command: 'STARTTLS' });
+    }
+    this.events.push({ type: 'warning', message: `STARTTLS refused, continuing in plaintext: ${reply.lines.join(' ')}` });
+    this.capabilities = this.capabilities ? { ...this.capabilities, startTls: false } : this.capabilities;
+    this.afterHello(this.capabilities!);
+  }
+
+  private onAuth(reply: Reply): void {
+    const sasl = this.sasl!;
+    const step = sasl.reply(reply);
+    if (step.kind === 'send') {
+      this.sendLine(step.line, { kind: 'auth', bytes: 0 }, true, '<credentials>');
+      return;
+    }
+    this.sasl = undefined;
+    if (step.kind === 'done') {
+      this.phase = 'handshake';
+      return this.ready();
+    }
+    if (step.kind === 'reply') return this.failSession({ kind: 'reply', reply, command: 'AUTH' });
+    this.failSession({ kind: 'local', reason: 'sasl', detail: step.detail });
+  }
+
+  private ready(): void {
+    this.phase = 'ready';
+    if (this.queuedTx) this.startTransaction();
+    else this.pump();
+  }
+
+  private onMail(reply: Reply): void {
+    const tx = this.tx!;
+    if (reply.code < 200 || reply.code > 299) {
+      tx.mailRejected = true;
+      this.markUnmarked({ kind: 'reply', reply, command: 'MAIL FROM' });
+    }
+    this.pump();
+  }
+
+  private onRcpt(pos: number, reply: Reply): void {
+    const tx = this.tx!;
+    tx.rcptRepliesDue--;
+    const r = tx.rcpts[pos]!;
+    if (tx.mailRejected || r.state === 'marked') return this.pump(); // already failed with MAIL
+    if (reply.code >= 200 && reply.code <= 299) {
+      r.state = 'accepted';
+      tx.accepted.push(pos);
+    } else {
+      this.mark(pos, { kind: 'reply', reply, command: 'RCPT TO' });
+    }
+    this.pump();
+  }
+
+  private onData(reply: Reply): void {
+    const tx = this.tx!;
+    if (reply.code >= 300 && reply.code <= 399) {
+      if (this.liveAccepted(tx).length === 0) {
+        // RFC 2920 §3.1: DATA accepted with no recipient; end it with a lone ".".
+        this.sendLine('.', { kind: 'lone-dot', bytes: 0 }, false);
+        tx.step = 'after-body';
+        return this.pump();
+      }
+      return this.startBody(tx);
+    }
+    if (this.liveAccepted(tx).length > 0) this.markAccepted({ kind: 'reply', reply, command: 'DATA' });
+    tx.step = 'abort';
+    this.pump();
+  }
+
+  private onChunk(reply: Reply): void {
+    const tx = this.tx!;
+    if (reply.code < 200 || reply.code > 299) {
+      // RFC 3030 §2: a failed chunk fails the transaction (POSTFIX-BEHAVIOR.md §1.8).
+      if (!tx.chunkFailed && this.liveAccepted(tx).length > 0) this.markAccepted({ kind: 'reply', reply, command: 'BDAT' });
+      tx.chunkFailed = true;
+    }
+    this.pump();
+  }
+
+  private onEndOfData(reply: Reply, command: RepliedCommand): void {
+    const tx = this.tx!;
+    const live = this.liveAccepted(tx);
+    if (live.length === 0 || tx.chunkFailed || tx.mailRejected) {
+      tx.lmtpDone = Number.MAX_SAFE_INTEGER; // one reply, nothing to apply it to
+      return this.pump();
+    }
+    const success = reply.code >= 200 && reply.code <= 299;
+    const why: Why = success ? { kind: 'success', reply } : { kind: 'reply', reply, command };
+    if (this.config.protocol === 'lmtp') {
+      // RFC 2033 §4.2: one reply per accepted recipient, in RCPT order.
+      const pos = tx.accepted[tx.lmtpDone]!;
+      tx.lmtpDone++;
+      this.mark(pos, why);
+    } else {
+      this.markAccepted(why);
+    }
+    this.pump();
+  }
+
+  // ---------------------------------------------------------------- transaction
+
+  private startTransaction(): void {
+    const input = this.queuedTx!;
+    this.queuedTx = undefined;
+    const caps = this.capabilities ?? noCapabilities();
+    this.phase = 'transaction';
+    const useBdat = this.config.chunking && caps.chunking;
+    const tx: Transaction = {
+      input,
+      rcpts: input.recipients.map((r) => ({ index: r.index, state: 'new' as RcptState })),
+      step: 'start',
+      nextRcpt: 0,
+      mailRejected: false,
+      rcptRepliesDue: 0,
+      accepted: [],
+      useBdat,
+      dotStuff: !useBdat,
+      chunk: [],
+      chunkBytes: 0,
+      chunkFailed: false,
+      bodyEnded: false,
+      early: [],
+      lmtpDone: 0,
+    };
+    this.tx = tx;
+
+    // RFC 6531: SMTPUTF8 is needed when asked for (or 'auto') and an address really is UTF-8.
+    const utf8 = [input.sender, ...input.recipients.map((r) => r.address)].some((a) => {
+      const p = parseMailbox(a, a === input.sender ? 'sender' : 'recipient');
+      return p.ok && p.utf8;
+    });
+    const smtputf8 = input.smtputf8 !== false && utf8;
+    if (smtputf8 && !caps.smtputf8) {
+      this.markUnmarked({
+        kind: 'local',
+        reason: 'smtputf8-required',
+        detail: 'SMTPUTF8 is required, but was not offered by host',
+      });
+      return this.endTransaction(tx);
+    }
+
+    let size = input.size;
+    let body = input.body;
+    if (input.content.kind === 'bytes') {
+      const encoded = encodeContent(input.content.bytes, { lineLengthLimit: this.config.lineLengthLimit, dotStuff: tx.dotStuff });
+      tx.prepared = encoded.bytes;
+      // RFC 1870 §3: the size of the message as sent, without dot-stuffing.
+      size = encoded.size;
+      body ??= encoded.eightBit ? '8BITMIME' : '7BIT';
+    }
+    // Postfix smtp_xfer: a SIZE limit smaller than the message fails every recipient (no failover).
+    if (caps.size > 0 && size !== undefined && size > caps.size) {
+      this.markUnmarked({
+        kind: 'local',
+        reason: 'message-too-big',
+        detail: `message size ${size} exceeds size limit ${caps.size} of server`,
+      });
+      return this.endTransaction(tx);
+    }
+    const mail = encodeMailFrom(
+      input.sender,
+      {
+        ...(size !== undefined ? { size } : {}),
+        ...(body !== undefined ? { body } : {}),
+        ...(input.dsn?.envid !== undefined ? { envid: input.dsn.envid } : {}),
+        ...(input.dsn?.ret !== undefined ? { ret: input.dsn.ret } : {}),
+        smtputf8,
+        requireTls: input.requireTls ?? false,
+        dummyMailAuth: this.config.sendDummyMailAuth ?? false,
+        quoteRfc821Envelope: this.config.quoteRfc821Envelope,
+      },
+      caps,
+    );
+    if (!mail.ok) {
+      this.markUnmarked({ kind: 'local', reason: 'bad-sender', detail: mail.reason });
+      return this.endTransaction(tx);
+    }
+    tx.mailLine = mail.line;
+    input.recipients.forEach((r, pos) => {
+      const rcpt = encodeRcptTo(
+        r.address,
+        {
+          ...(r.notify !== undefined ? { notify: r.notify } : {}),
+          ...(r.orcpt !== undefined ? { orcpt: r.orcpt } : {}),
+          smtputf8,
+          quoteRfc821Envelope: this.config.quoteRfc821Envelope,
+        },
+        caps,
+      );
+      if (rcpt.ok) tx.rcpts[pos]!.line = rcpt.line;
+      else this.mark(pos, { kind: 'local', reason: 'bad-recipient', detail: rcpt.reason });
+    });
+    if (!tx.rcpts.some((r) => r.line !== undefined)) return this.endTransaction(tx);
+    tx.step = 'mail';
+    this.pump();
+  }
+
+  /**
+   * The sender cursor: write every command the rules allow now. Called after every input.
+   */
+  private pump(): void {
+    const tx = this.tx;
+    if (this.phase === 'done') return;
+    if (!tx) {
+      if (this.phase === 'closing') this.maybeFinish();
+      return;
+    }
+    const pipelining = this.capabilities?.pipelining ?? false;
+    for (;;) {
+      switch (tx.step) {
+        case 'mail': {
+          if (!this.canSend(tx.mailLine!, pipelining)) return;
+          this.sendLine(tx.mailLine!, { kind: 'mail', bytes: 0 });
+          tx.step = 'rcpt';
+          continue;
+        }
+        case 'rcpt': {
+          if (this.mustAbort(tx)) {
+            tx.step = 'abort';
+            continue;
+          }
+          while (tx.nextRcpt < tx.rcpts.length && tx.rcpts[tx.nextRcpt]!.line === undefined) tx.nextRcpt++;
+          if (tx.nextRcpt >= tx.rcpts.length) {
+            tx.step = 'data';
+            continue;
+          }
+          const r = tx.rcpts[tx.nextRcpt]!;
+          if (!this.canSend(r.line!, pipelining)) return;
+          this.sendLine(r.line!, { kind: 'rcpt', bytes: 0, rcpt: tx.nextRcpt });
+          r.state = 'sent';
+          tx.rcptRepliesDue++;
+          tx.nextRcpt++;
+          continue;
+        }
+        case 'data': {
+          if (this.mustAbort(tx)) {
+            tx.step = 'abort';
+            continue;
+          }
+          if (tx.useBdat) {
+            // Without PIPELINING, BDAT waits for the RCPT replies like any other command.
+            if (!pipelining && this.pending.length > 0) return;
+            this.startBody(tx);
+            return;
+          }
+          if (!this.canSend('DATA', pipelining)) return;
+          this.sendLine('DATA', { kind: 'data', bytes: 0 });
+          tx.step = 'await-data';
+          return;
+        }
+        case 'await-data':
+          return;
+        case 'body':
+          if (tx.useBdat && !tx.bodyEnded && (tx.chunkFailed || this.mustAbort(tx))) {
+            // Stop between chunks: nothing more is worth sending (RFC 3030 §2).
+            tx.bodyEnded = true;
+            tx.step = 'abort';
+            continue;
+          }
+          return;
+        case 'after-body': {
+          // Wait for the end-of-data reply(s); QUIT may follow "." at once with PIPELINING.
+          if (this.config.quitAfterTransaction && !this.quitSent) {
+            if (pipelining || this.pending.length === 0) this.sendQuit();
+          }
+          if (this.pending.every((p) => p.kind === 'quit')) return this.endTransaction(tx);
+          return;
+        }
+        case 'abort': {
+          // RSET after a rejected MAIL, DATA or chunk, or when no recipient was accepted.
+          if (!pipelining && this.pending.length > 0) return;
+          if (tx.rcptRepliesDue > 0 && !tx.mailRejected) return; // learn every RCPT outcome first
+          this.sendLine('RSET', { kind: 'rset', bytes: 0 });
+          tx.step = 'end';
+          continue;
+        }
+        case 'end':
+          if (this.pending.some((p) => p.kind !== 'quit' && p.kind !== 'rset')) return;
+          if (!pipelining && this.pending.length > 0) return; // QUIT waits for the RSET reply
+          return this.endTransaction(tx);
+        case 'start':
+          return;
+      }
+    }
+  }
+
+  private mustAbort(tx: Transaction): boolean {
+    if (tx.mailRejected) return true;
+    // Every RCPT sent has its reply and none was accepted.
+    return tx.rcptRepliesDue === 0 && tx.nextRcpt >= tx.rcpts.length && tx.accepted.length === 0 && this.allRcptsSent(tx);
+  }
+
+  private allRcptsSent(tx: Transaction): boolean {
+    return tx.rcpts.every((r) => r.line === undefined || r.state !== 'new');
+  }
+
+  private startBody(tx: Transaction): void {
+    tx.step = 'body';
+    if (tx.input.content.kind === 'bytes') {
+      const bytes = tx.prepared!;
+      tx.prepared = undefined;
+      tx.bodyEnded = true;
+      if (tx.useBdat) {
+        // The size is known: one BDAT n LAST (RFC 3030 §2).
+        this.sendBdat(bytes.length, true, [bytes]);
+      } else {
+        if (bytes.length > 0) this.out.push(bytes);
+        this.events.push({ type: 'send', line: `<${bytes.length} octets of message content>` });
+        this.sendLine('.', { kind: 'dot', bytes: 0 }, false);
+      }
+      tx.step = 'after-body';
+      this.pump();
+      return;
+    }
+    tx.encoder = new ContentEncoder({ lineLengthLimit: this.config.lineLengthLimit, dotStuff: tx.dotStuff });
+    this.events.push({ type: 'needContent' });
+  }
+
+  private bufferChunk(tx: Transaction, encoded: Uint8Array): void {
+    if (encoded.length === 0) return;
+    tx.chunk.push(encoded);
+    tx.chunkBytes += encoded.length;
+    if (tx.chunkBytes >= this.config.bdatChunkSize) this.flushChunk(tx, false);
+  }
+
+  private flushChunk(tx: Transaction, last: boolean): void {
+    if (!last && tx.chunkBytes === 0) return;
+    const parts = tx.chunk;
+    const n = tx.chunkBytes;
+    tx.chunk = [];
+    tx.chunkBytes = 0;
+    this.sendBdat(n, last, parts);
+    if (last) tx.step = 'after-body';
+  }
+
+  private sendBdat(n: number, last: boolean, parts: Uint8Array[]): void {
+    const line = last ? `BDAT ${n} LAST` : `BDAT ${n}`;
+    this.sendLine(line, { kind: last ? 'bdat-last' : 'bdat', bytes: 0 });
+    for (const p of parts) this.out.push(p);
+    if (n > 0) this.events.push({ type: 'send', line: `<${n} octets of message content>` });
+  }
+
+  /** Without PIPELINING, the next BDAT chunk waits for the previous chunk's reply. */
+  private blockedByChunkReplies(tx: Transaction): boolean {
+    if (tx.chunkFailed || tx.mailRejected) return true;
+    const pipelining = this.capabilities?.pipelining ?? false;
+    return !pipelining && this.pending.length > 0;
+  }
+
+  private endTransaction(tx: Transaction): void {
+    if (this.tx !== tx) return;
+    for (let pos = 0; pos < tx.rcpts.length; pos++) {
+      if (tx.rcpts[pos]!.state !== 'marked') {
+        throw new Error(`ClientSession: transaction ended with recipient ${tx.rcpts[pos]!.index} unmarked (mark-and-sweep)`);
+      }
+    }
+    tx.step = 'end';
+    this.tx = undefined;
+    this.phase = 'closing';
+    if (this.config.quitAfterTransaction) {
+      if (!this.quitSent) this.sendQuit();
+      this.maybeFinish();
+    } else {
+      this.phase = 'ready';
+    }
+  }
+
+  // ---------------------------------------------------------------- failures and marks
+
+  /** A greeting, EHLO-421, HELO or LHLO failure: "refused to talk to me" (Postfix smtp_helo). */
+  private refuse(reply: Reply, greeting: boolean): void {
+    this.failSession({ kind: 'refused', reply, greeting });
+  }
+
+  /**
+   * A failure that ends the session for every unmarked recipient (Postfix smtp_site_fail /
+   * smtp_stream_except). `polite`: the connection is sound, so QUIT is sent.
+   */
+  private failSession(why: Why, polite = true): void {
+    if (why.kind !== 'refused' && why.kind !== 'reply') this.broken = true;
+    if (this.tx) this.markUnmarked(why);
+    else if (this.queuedTx) {
+      // The transaction never started: its recipients get this outcome.
+      for (const r of this.queuedTx.recipients) this.events.push({ type: 'outcome', index: r.index, why });
+      this.queuedTx = undefined;
+    }
+    this.sessionFailure ??= why;
+    this.tx = undefined;
+    if (polite && !this.quitSent && this.phase !== 'tls') {
+      this.phase = 'closing';
+      this.pending = this.pending.filter((p) => p.kind === 'quit');
+      this.sendQuit();
+      this.maybeFinish();
+      return;
+    }
+    this.finish();
+  }
+
+  /** The first failure that ended this session for all its recipients, if any (for `attempts`). */
+  sessionFailure: Why | undefined;
+
+  private sendQuit(): void {
+    this.quitSent = true;
+    this.sendLine('QUIT', { kind: 'quit', bytes: 0 });
+  }
+
+  private maybeFinish(): void {
+    if (this.phase === 'done') return;
+    const waiting = this.pending.filter((p) => p.kind !== 'quit' || !this.config.skipQuitResponse);
+    if (waiting.length === 0) this.finish();
+  }
+
+  private finish(): void {
+    if (this.phase === 'done') return;
+    if (this.tx) this.markUnmarked({ kind: 'lost', stage: this.stageText() });
+    this.phase = 'done';
+    this.pending = [];
+    this.events.push({ type: 'done', reusable: this.reusable });
+  }
+
+  private liveAccepted(tx: Transaction): number[] {
+    return tx.accepted.filter((pos) => tx.rcpts[pos]!.state === 'accepted');
+  }
+
+  private lmtpRepliesLeft(tx: Transaction): number {
+    if (tx.chunkFailed || tx.mailRejected || this.liveAccepted(tx).length === 0) return 1;
+    return tx.accepted.length - tx.lmtpDone;
+  }
+
+  private markAccepted(why: Why): void {
+    const tx = this.tx!;
+    for (const pos of this.liveAccepted(tx)) this.mark(pos, why);
+  }
+
+  private markUnmarked(why: Why): void {
+    const tx = this.tx;
+    if (!tx) return;
+    tx.rcpts.forEach((r, pos) => {
+      if (r.state !== 'marked') this.mark(pos, why);
+    });
+  }
+
+  private mark(pos: number, why: Why): void {
+    const r = this.tx!.rcpts[pos]!;
+    if (r.state === 'marked') throw new Error(`ClientSession: recipient ${r.index} marked twice (mark-and-sweep)`);
+    r.state = 'marked';
+    this.events.push({ type: 'outcome', index: r.index, why });
+  }
+
+  // ---------------------------------------------------------------- writing
+
+  private sendHello(kind: 'ehlo' | 'helo' | 'lhlo'): void {
+    this.sendLine(`${kind.toUpperCase()} ${this.config.heloName}`, { kind, bytes: 0 });
+  }
+
+  /** Whether a command may go now (PIPELINING window, or lock-step without it). */
+  private canSend(line: string, pipelining: boolean): boolean {
+    if (this.pending.length === 0) return true;
+    if (!pipelining) return false;
+    return this.unanswered + line.length + 2 <= this.config.pipeliningWindow;
+  }
+
+  private sendLine(line: string, pending: Pending, count = true, redacted?: string): void {
+    const bytes = encoder.encode(line + CRLF);
+    this.out.push(bytes);
+    if (count) {
+      pending.bytes = bytes.length;
+      this.unanswered += bytes.length;
+    }
+    this.pending.push(pending);
+    this.events.push({ type: 'send', line: redacted ?? line });
+  }
+
+  private stageText(): string {
+    const stage = this.stage;
+    if (stage === 'idle' || stage === 'done') return 'sending QUIT';
+    return STAGE_TEXT[stage];
+  }
+}

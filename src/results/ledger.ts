@@ -1,0 +1,127 @@
+/**
+ * One slot per envelope recipient: Postfix's mark-and-sweep across sessions
+ * (POSTFIX-BEHAVIOR.md §1.0 I-1, I-2; DSN-1, DSN-14). Each outcome either records the
+ * recipient's final result (DROP) or keeps it for the next server (KEEP); one "why" buffer
+ * holds the last error, and whatever it holds when servers run out is what the recipients
+ * still kept get. Recording a recipient twice, or finishing with one unrecorded, throws.
+ */
+import type { DeliveryAction, RecipientResult } from './delivery-result.js';
+import type { Described, ServerIdentity } from './describe.js';
+import { statusClass, withClass } from '../protocol/enhanced-status.js';
+
+export interface OutcomeContext {
+  /** Postfix FINAL_SERVER: no other server will be tried for this recipient. */
+  finalServer: boolean;
+  server?: ServerIdentity;
+  /** Success is `delivered` (LMTP, flag X, server without DSN) instead of `relayed` (DSN-2). */
+  deliveredOnSuccess?: boolean;
+  /** The server announced DSN: it takes over NOTIFY=SUCCESS (DSN-3). */
+  serverDsn?: boolean;
+  tls?: RecipientResult['tls'];
+}
+
+export interface LedgerOptions {
+  /** Postfix `soft_bounce` (false): every would-be bounce is deferred instead (DSN-9). */
+  softBounce?: boolean;
+}
+
+interface LastError {
+  described: Described;
+  server: ServerIdentity | undefined;
+}
+
+export class RecipientLedger {
+  private readonly results: Array<RecipientResult | undefined>;
+  private last: LastError | undefined;
+
+  constructor(
+    private readonly recipients: readonly string[],
+    private readonly options: LedgerOptions = {},
+  ) {
+    this.results = recipients.map(() => undefined);
+  }
+
+  /** Indices still without a final result (KEEP), in envelope order. */
+  get left(): number[] {
+    const out: number[] = [];
+    this.results.forEach((r, i) => {
+      if (r === undefined) out.push(i);
+    });
+    return out;
+  }
+
+  /** Whether this recipient already has its final result. */
+  has(index: number): boolean {
+    return this.results[index] !== undefined;
+  }
+
+  /** The result recorded for a recipient, if any. */
+  get(index: number): RecipientResult | undefined {
+    return this.results[index];
+  }
+
+  /** Postfix smtp_rcpt_done / smtp_rcpt_fail for one recipient. Returns what was decided. */
+  outcome(index: number, described: Described, ctx: OutcomeContext): 'recorded' | 'kept' {
+    if (described.success) {
+      this.record(index, described, ctx.deliveredOnSuccess ? 'delivered' : 'relayed', ctx);
+      return 'recorded';
+    }
+    const soft = statusClass(described.status) === '4' || described.softNonFinal === true;
+    if (soft && !ctx.finalServer) {
+      this.last = { described, server: ctx.server };
+      return 'kept';
+    }
+    this.record(index, described, undefined, ctx);
+    return 'recorded';
+  }
+
+  /** A failure that marks no recipient (connect, lookup, TLS policy): it only updates the why. */
+  siteError(described: Described, server?: ServerIdentity): void {
+    this.last = { described, server };
+  }
+
+  /** The last error (Postfix's why buffer), if any. */
+  get lastError(): Described | undefined {
+    return this.last?.described;
+  }
+
+  /**
+   * End of the destination list: every recipient still kept gets the last error (Postfix
+   * smtp_connect → smtp_sess_fail), or 4.3.0 when none was recorded. Then the results.
+   */
+  finish(): RecipientResult[] {
+    for (const index of this.left) {
+      const last = this.last ?? {
+        described: { status: '4.3.0', reason: 'server unavailable or unable to receive mail', success: false },
+        server: undefined,
+      };
+      this.record(index, last.described, undefined, { finalServer: true, ...(last.server ? { server: last.server } : {}) });
+    }
+    return this.results.map((r, i) => {
+      if (!r) throw new Error(`RecipientLedger: recipient ${i} has no result (mark-and-sweep)`);
+      return r;
+    });
+  }
+
+  private record(index: number, d: Described, success: DeliveryAction | undefined, ctx: OutcomeContext): void {
+    if (index < 0 || index >= this.results.length) throw new RangeError(`RecipientLedger: no recipient ${index}`);
+    if (this.results[index]) throw new Error(`RecipientLedger: recipient ${index} recorded twice (mark-and-sweep)`);
+    let status = d.status;
+    let action: DeliveryAction;
+    if (success) {
+      action = success;
+    } else {
+      // A failure whose class is 5 bounces; soft_bounce turns it into a deferral.
+      if (statusClass(status) === '5' && this.options.softBounce) status = withClass(status, '4');
+      action = statusClass(status) === '5' ? 'failed' : 'delayed';
+    }
+    const r: RecipientResult = { recipient: this.recipients[index]!, action, status, reason: d.reason };
+    if (d.diagnosticCode !== undefined) r.diagnosticCode = d.diagnosticCode;
+    if (d.remoteMta !== undefined) r.remoteMta = d.remoteMta;
+    if (ctx.server) r.remoteAddress = ctx.server.address;
+    if (d.reply) r.reply = d.reply;
+    if (ctx.tls) r.tls = ctx.tls;
+    if (success && ctx.serverDsn !== undefined) r.successNotifyHandedOff = ctx.serverDsn;
+    this.results[index] = r;
+  }
+}
