@@ -393,6 +393,12 @@ export class ClientSession {
     return true;
   }
 
+  /** True while a streamed body is still open (more content, or `contentEnd()`, is due). */
+  get bodyPending(): boolean {
+    const tx = this.tx;
+    return !!tx && tx.step === 'body' && !tx.bodyEnded && tx.input.content.kind === 'stream';
+  }
+
   /** True once the conversation is over. */
   get done(): boolean {
     return this.phase === 'done';

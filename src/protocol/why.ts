@@ -16,6 +16,7 @@ export type LocalReason =
   | 'smtputf8-required' // 5.6.7: SMTPUTF8 needed, server lacks it (soft while servers remain)
   | 'starttls-missing' // 4.7.4: TLS required, STARTTLS not offered
   | 'tls-handshake' // 4.7.5: TLS handshake failed
+  | 'tls-policy' // 4.7.5: the TLS policy is invalid ("client TLS configuration problem")
   | 'message-source' // 4.3.0: the message could not be read
   | 'protocol' // 5.5.0: the server broke the protocol (e.g. an endless reply)
   | 'sasl' // 4.7.0: SASL client-side problem (no usable mechanism, bad challenge, too many steps)

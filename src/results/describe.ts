@@ -43,6 +43,7 @@ const LOCAL: Record<LocalReason, { status: string; withServer?: boolean; softNon
   'smtputf8-required': { status: '5.6.7', withServer: true, softNonFinal: true },
   'starttls-missing': { status: '4.7.4', withServer: true },
   'tls-handshake': { status: '4.7.5' },
+  'tls-policy': { status: '4.7.5' },
   'message-source': { status: '4.3.0' },
   protocol: { status: '5.5.0' },
   sasl: { status: '4.7.0', withServer: true },

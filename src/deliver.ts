@@ -1,0 +1,344 @@
+/**
+ * `deliver(envelope, destination, options)`: the flow of DESIGN.md. Options and envelope are
+ * checked before any I/O; then for each next hop and each of its servers, while recipients
+ * are left, one session; every outcome goes into the ledger (Postfix's mark-and-sweep);
+ * what is left at the end gets the last error. Network and server trouble are results,
+ * never exceptions.
+ */
+import { MailwireError } from './errors.js';
+import type { Envelope, Recipient } from './envelope.js';
+import type { Attempt, DeliveryResult } from './results/delivery-result.js';
+import { resolveOptions, type DeliverOptions, type ResolvedOptions, type TlsPolicy } from './options.js';
+import type { Destination } from './destination/destination.js';
+import { parseDestination } from './destination/parse-destination.js';
+import { RecipientLedger } from './results/ledger.js';
+import { describe, type ServerIdentity } from './results/describe.js';
+import { planServers, type Server } from './routing/plan.js';
+import { ClientSession } from './protocol/client-session.js';
+import type { Why } from './protocol/why.js';
+import { prepareSource, type PreparedSource } from './node/message-source.js';
+import { connectSocket } from './node/connect.js';
+import { converse, type TlsInfo } from './node/conversation.js';
+
+/** Postfix `minimal_backoff_time`: the plaintext retry at level may needs a message this old. */
+const MINIMAL_BACKOFF_MS = 300_000;
+
+interface CheckedEnvelope {
+  from: string;
+  to: Recipient[];
+  given: string[];
+  message: Envelope['message'];
+  size?: number;
+  dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string };
+  smtputf8: boolean | 'auto';
+  requireTls: boolean;
+  body?: '7BIT' | '8BITMIME';
+  queuedAt?: Date;
+}
+
+/** Deliver one message to one destination; resolves with exactly one result per recipient. */
+export async function deliver(envelope: Envelope, destination: string | Destination[], options?: DeliverOptions): Promise<DeliveryResult> {
+  const opts = resolveOptions(options);
+  const env = checkEnvelope(envelope);
+  const destinations =
+    typeof destination === 'string'
+      ? parseDestination(destination, { protocol: opts.protocol, port: opts.port, knownTcpPorts: opts.knownTcpPorts, myHostname: opts.heloName })
+      : checkDestinations(destination);
+  let source: PreparedSource;
+  try {
+    source = prepareSource(env.message);
+  } catch (err) {
+    throw new MailwireError('EENVELOPE', err instanceof Error ? err.message : String(err));
+  }
+  return new Delivery(env, destinations, opts, source).run();
+}
+
+class Delivery {
+  private readonly ledger: RecipientLedger;
+  private readonly attempts: Attempt[] = [];
+  private contentSpent = false;
+
+  constructor(
+    private readonly env: CheckedEnvelope,
+    private readonly destinations: Destination[],
+    private readonly opts: ResolvedOptions,
+    private readonly source: PreparedSource,
+  ) {
+    this.ledger = new RecipientLedger(env.given, { softBounce: opts.softBounce });
+  }
+
+  private get aborted(): boolean {
+    return this.opts.signal?.aborted ?? false;
+  }
+
+  async run(): Promise<DeliveryResult> {
+    const { opts } = this;
+    sites: for (let d = 0; d < this.destinations.length; d++) {
+      if (this.ledger.left.length === 0 || this.aborted) break;
+      const dest = this.destinations[d]!;
+      const lastSite = d === this.destinations.length - 1;
+      const started = new Date();
+      const plan = await abortable(
+        planServers(dest, {
+          resolver: opts.resolver,
+          dnsSupportLevel: opts.dnsSupportLevel,
+          mxAddressLimit: opts.mxAddressLimit,
+          randomizeAddresses: opts.randomizeAddresses,
+          myHostname: opts.heloName,
+        }),
+        opts.signal,
+      );
+      if (!plan) break; // aborted
+      if (!plan.ok) {
+        const described = describe(plan.why, undefined);
+        this.ledger.siteError(described);
+        this.attempts.push({ nexthop: dest.nexthop, host: hostOf(dest), address: '', outcome: 'skipped', reason: described.reason, status: described.status, startedAt: started, endedAt: new Date() });
+        continue;
+      }
+      const servers = plan.servers;
+      for (let i = 0; i < servers.length; i++) {
+        if (this.ledger.left.length === 0 || this.aborted) break sites;
+        if (this.contentSpent) {
+          opts.onEvent({ type: 'warning', message: 'the message stream was consumed and cannot be read again; pass a factory to allow retries on other servers' });
+          break sites;
+        }
+        const server = servers[i]!;
+        // FINAL_SERVER: the last address of the last next hop; a unix socket has no failover (§1.1).
+        const finalServer = (lastSite && i === servers.length - 1) || dest.kind === 'unix';
+        let policy: TlsPolicy;
+        try {
+          policy = opts.tls(dest.nexthop);
+        } catch (err) {
+          const described = describe({ kind: 'local', reason: 'tls-policy', detail: `client TLS configuration problem: ${err instanceof Error ? err.message : String(err)}` }, undefined);
+          this.ledger.siteError(described);
+          continue;
+        }
+        // DEST-5: TLS `may` is lowered to `none` over a unix socket.
+        let level = dest.kind === 'unix' && policy.level === 'may' ? 'none' : (policy.level ?? 'may');
+        for (;;) {
+          const plainRetryAllowed = level === 'may' && this.messageOldEnough();
+          const r = await this.attempt(dest, server, level, finalServer, plainRetryAllowed);
+          // Postfix RETRY_AS_PLAINTEXT: the same address again at level none, not counted (§1.6).
+          if (r.retryPlaintext && this.ledger.left.length > 0 && !this.aborted && !this.contentSpent) {
+            opts.onEvent({ type: 'warning', message: `TLS failed with ${server.host}; retrying the same server in plaintext` });
+            level = 'none';
+            continue;
+          }
+          break;
+        }
+      }
+    }
+    if (this.aborted) {
+      this.ledger.siteError(describe({ kind: 'local', reason: 'aborted', detail: 'delivery aborted by the caller' }, undefined));
+    }
+    const recipients = this.ledger.finish();
+    recipients.forEach((r, index) => opts.onEvent({ type: 'recipient', index, recipient: r.recipient, action: r.action, status: r.status, reason: r.reason }));
+    return { recipients, attempts: this.attempts };
+  }
+
+  private messageOldEnough(): boolean {
+    const q = this.env.queuedAt;
+    return q === undefined || Date.now() - q.getTime() >= MINIMAL_BACKOFF_MS;
+  }
+
+  private async attempt(
+    dest: Destination,
+    server: Server,
+    level: string,
+    finalServer: boolean,
+    plainRetryAllowed: boolean,
+  ): Promise<{ retryPlaintext: boolean }> {
+    const { opts, env } = this;
+    const identity: ServerIdentity =
+      server.kind === 'unix' ? { host: server.host, address: server.path } : { host: server.host, address: server.address, port: server.port };
+    const address = server.kind === 'unix' ? server.path : server.address;
+    const port = server.kind === 'unix' ? undefined : server.port;
+    const startedAt = new Date();
+    const record = (outcome: Attempt['outcome'], why?: Why) => {
+      const a: Attempt = { nexthop: dest.nexthop, host: server.host, address, outcome, startedAt, endedAt: new Date() };
+      if (port !== undefined) a.port = port;
+      if (why) {
+        const d = describe(why, identity, opts);
+        a.reason = d.reason;
+        a.status = d.status;
+      }
+      this.attempts.push(a);
+    };
+
+    opts.onEvent({ type: 'connect', nexthop: dest.nexthop, host: server.host, address, ...(port !== undefined ? { port } : {}) });
+    const conn = await connectSocket(
+      server.kind === 'unix'
+        ? { path: server.path }
+        : { host: server.address, port: server.port, family: server.family, ...(opts.bindAddress ? { localAddress: opts.bindAddress } : {}) },
+      opts.timeouts.connect,
+      opts.signal,
+    );
+    if (!conn.ok) {
+      if (conn.aborted) return { retryPlaintext: false };
+      const why: Why = { kind: 'connect', detail: conn.detail };
+      // A failed connect marks no recipient: it only becomes the last error (§1.1 step 8).
+      this.ledger.siteError(describe(why, identity, opts), identity);
+      opts.onEvent({ type: 'connect-failed', host: server.host, address, ...(port !== undefined ? { port } : {}), reason: conn.detail });
+      record('connect-failed', why);
+      return { retryPlaintext: false };
+    }
+    const socket = conn.socket;
+    opts.onEvent({
+      type: 'connected',
+      host: server.host,
+      address,
+      ...(port !== undefined ? { port } : {}),
+      ...(socket.localAddress ? { localAddress: socket.localAddress } : {}),
+      ...(socket.localPort ? { localPort: socket.localPort } : {}),
+    });
+
+    const session = new ClientSession({
+      protocol: opts.protocol,
+      heloName: opts.heloName,
+      alwaysSendEhlo: opts.alwaysSendEhlo,
+      neverSendEhlo: opts.neverSendEhlo,
+      skipQuitResponse: opts.skipQuitResponse,
+      discardEhloKeywords: opts.discardEhloKeywords(address),
+      lineLengthLimit: opts.lineLengthLimit,
+      replyLineLimit: opts.replyLineLimit,
+      maxReplyLines: opts.maxReplyLines,
+      ...(opts.replyFilter ? { replyFilter: opts.replyFilter } : {}),
+      quoteRfc821Envelope: opts.quoteRfc821Envelope,
+      chunking: opts.chunking,
+      bdatChunkSize: opts.bdatChunkSize,
+      startTls: level === 'none' ? 'never' : 'opportunistic',
+    });
+    const left = this.ledger.left;
+    session.transaction({
+      sender: env.from,
+      recipients: left.map((index) => {
+        const r = env.to[index]!;
+        return {
+          index,
+          address: r.address,
+          ...(r.notify !== undefined ? { notify: r.notify } : {}),
+          ...(r.orcpt !== undefined ? { orcpt: r.orcpt } : {}),
+        };
+      }),
+      content: this.source.kind === 'bytes' ? { kind: 'bytes', bytes: this.source.bytes } : { kind: 'stream' },
+      ...(env.size !== undefined ? { size: env.size } : {}),
+      ...(env.body !== undefined ? { body: env.body } : {}),
+      smtputf8: env.smtputf8,
+      ...(env.dsn ? { dsn: env.dsn } : {}),
+      requireTls: env.requireTls,
+    });
+
+    let retryPlaintext = false;
+    const source = this.source;
+    const result = await converse(socket, session, {
+      timeouts: opts.timeouts,
+      signal: opts.signal,
+      onEvent: opts.onEvent,
+      tlsLevel: level,
+      // Level may: encryption without authentication; no SNI unless asked (smtp_tls_servername).
+      tlsOptions: () => ({ rejectUnauthorized: false, servername: '' }),
+      ...(source.kind === 'stream' ? { openContent: () => source.open() } : {}),
+      onOutcome: (index: number, why: Why, tls: TlsInfo | undefined) => {
+        const described = describe(why, identity, opts);
+        // After a TLS failure at level may, the same server is tried again in plaintext, so
+        // this is not the final server for these recipients (Postfix RETRY_AS_PLAINTEXT).
+        const tlsBroke = why.kind === 'local' && why.reason === 'tls-handshake';
+        const brokeInTls = tls !== undefined && (why.kind === 'lost' || why.kind === 'timeout');
+        const retry = plainRetryAllowed && (tlsBroke || brokeInTls) && !(source.kind === 'stream' && !source.reopenable && this.contentSpent);
+        if (retry) retryPlaintext = true;
+        const caps = session.capabilities;
+        this.ledger.outcome(index, described, {
+          finalServer: finalServer && !retry,
+          server: identity,
+          deliveredOnSuccess: opts.protocol === 'lmtp' && opts.final && !(caps?.dsn ?? false),
+          serverDsn: caps?.dsn ?? false,
+          ...(tls ? { tls } : {}),
+        });
+      },
+    });
+    if (result.contentOpened && source.kind === 'stream' && !source.reopenable) this.contentSpent = true;
+    if (result.aborted) record('session-failed', { kind: 'local', reason: 'aborted', detail: 'delivery aborted by the caller' });
+    else if (session.sessionFailure) record('session-failed', session.sessionFailure);
+    else record('completed');
+    return { retryPlaintext: retryPlaintext && !result.aborted };
+  }
+}
+
+function hostOf(dest: Destination): string {
+  return dest.kind === 'unix' ? dest.path : dest.kind === 'address' ? dest.address : dest.host;
+}
+
+async function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T | undefined> {
+  if (!signal) return p;
+  if (signal.aborted) return undefined;
+  return new Promise<T | undefined>((resolve, reject) => {
+    const onAbort = () => resolve(undefined);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+function badEnvelope(message: string): never {
+  throw new MailwireError('EENVELOPE', message);
+}
+
+const NOTIFY = new Set(['SUCCESS', 'FAILURE', 'DELAY']);
+
+function checkEnvelope(e: Envelope): CheckedEnvelope {
+  if (typeof e !== 'object' || e === null) badEnvelope('envelope must be an object');
+  if (typeof e.from !== 'string') badEnvelope("envelope.from must be a string ('' for the null sender)");
+  if (!Array.isArray(e.to) || e.to.length === 0) badEnvelope('envelope.to must list at least one recipient');
+  const to: Recipient[] = e.to.map((r, i) => {
+    if (typeof r === 'string') return { address: r };
+    if (typeof r !== 'object' || r === null || typeof r.address !== 'string') badEnvelope(`envelope.to[${i}] must be an address or { address }`);
+    if (r.notify !== undefined) {
+      const ok = r.notify === 'NEVER' || (Array.isArray(r.notify) && r.notify.length > 0 && r.notify.every((n) => NOTIFY.has(n)));
+      if (!ok) badEnvelope(`envelope.to[${i}].notify must be 'NEVER' or a list of 'SUCCESS', 'FAILURE', 'DELAY'`);
+    }
+    if (r.orcpt !== undefined && typeof r.orcpt !== 'string') badEnvelope(`envelope.to[${i}].orcpt must be a string`);
+    return r;
+  });
+  if (e.message === undefined || e.message === null) badEnvelope('envelope.message is required');
+  if (e.size !== undefined && (!Number.isSafeInteger(e.size) || e.size < 0)) badEnvelope('envelope.size must be a non-negative integer');
+  if (e.dsn !== undefined) {
+    if (typeof e.dsn !== 'object' || e.dsn === null) badEnvelope('envelope.dsn must be an object');
+    if (e.dsn.ret !== undefined && e.dsn.ret !== 'FULL' && e.dsn.ret !== 'HDRS') badEnvelope("envelope.dsn.ret must be 'FULL' or 'HDRS'");
+    if (e.dsn.envid !== undefined && typeof e.dsn.envid !== 'string') badEnvelope('envelope.dsn.envid must be a string');
+  }
+  const smtputf8 = e.smtputf8 ?? 'auto';
+  if (smtputf8 !== 'auto' && typeof smtputf8 !== 'boolean') badEnvelope("envelope.smtputf8 must be a boolean or 'auto'");
+  if (e.body !== undefined && e.body !== '7BIT' && e.body !== '8BITMIME') badEnvelope("envelope.body must be '7BIT' or '8BITMIME'");
+  if (e.queuedAt !== undefined && !(e.queuedAt instanceof Date)) badEnvelope('envelope.queuedAt must be a Date');
+  const checked: CheckedEnvelope = {
+    from: e.from,
+    to,
+    given: to.map((r) => r.address),
+    message: e.message,
+    smtputf8,
+    requireTls: e.requireTls === true,
+  };
+  if (e.size !== undefined) checked.size = e.size;
+  if (e.dsn) checked.dsn = e.dsn;
+  if (e.body) checked.body = e.body;
+  if (e.queuedAt) checked.queuedAt = e.queuedAt;
+  return checked;
+}
+
+function checkDestinations(list: Destination[]): Destination[] {
+  if (!Array.isArray(list) || list.length === 0) throw new MailwireError('EDESTINATION', 'empty destination list');
+  for (const d of list) {
+    if (typeof d !== 'object' || d === null || !['mx', 'host', 'address', 'unix'].includes((d as Destination).kind)) {
+      throw new MailwireError('EDESTINATION', 'destination entries must come from parseDestination()');
+    }
+  }
+  return list;
+}

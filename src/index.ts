@@ -1,0 +1,45 @@
+/**
+ * mailwire: Postfix-grade SMTP/LMTP delivery as a library.
+ *
+ * `deliver()` is the one call; the pure modules behind it are exported too, each usable
+ * without a socket.
+ * @packageDocumentation
+ */
+export { deliver } from './deliver.js';
+export { MailwireError, type MailwireErrorCode } from './errors.js';
+export type { Envelope, Recipient, MessageSource, DsnNotify } from './envelope.js';
+export type { DeliverOptions, Timeouts, TlsPolicy, TlsLevel, OptionRow } from './options.js';
+export { OPTION_TABLE } from './options.js';
+export type { DeliveryEvent } from './events.js';
+export type { DeliveryResult, RecipientResult, Attempt, DeliveryAction, ReplySummary } from './results/delivery-result.js';
+
+// destination
+export type { Destination } from './destination/destination.js';
+export { parseDestination, type ParseDestinationOptions } from './destination/parse-destination.js';
+export { KNOWN_TCP_PORTS } from './destination/known-tcp-ports.js';
+
+// routing
+export { Resolver, type DnsResolver, type MxRecord, type ResolverOptions } from './routing/resolver.js';
+
+// protocol (pure, sans-IO)
+export type { Reply } from './protocol/reply.js';
+export { ReplyParser, parseReply, type ReplyParserOptions } from './protocol/reply-parser.js';
+export { parseEhlo, type Capabilities, type ParseEhloOptions } from './protocol/ehlo-parser.js';
+export { encodeMailFrom, encodeRcptTo, type MailFromParams, type RcptToParams, type EncodeResult } from './protocol/command-encoder.js';
+export { encodeXtext, decodeXtext, encodeUtf8AddrXtext } from './protocol/xtext.js';
+export { ContentEncoder, encodeContent, type ContentEncoderOptions } from './protocol/content-encoder.js';
+export {
+  ClientSession,
+  type SessionConfig,
+  type TransactionInput,
+  type SessionEvent,
+  type Stage,
+  type CommandKind,
+} from './protocol/client-session.js';
+export type { Why, LocalReason, RepliedCommand } from './protocol/why.js';
+export type { SaslMechanism } from './protocol/sasl-exchange.js';
+export { isEnhancedStatus, leadingEnhancedStatus, replyStatus, statusClass } from './protocol/enhanced-status.js';
+
+// results
+export { RecipientLedger, type OutcomeContext, type LedgerOptions } from './results/ledger.js';
+export { describe as describeOutcome, type Described, type ServerIdentity } from './results/describe.js';

@@ -1,0 +1,84 @@
+/**
+ * The message as the engine wants it: bytes in memory (measured, encoded once, sent as one
+ * BDAT n LAST or DATA), or a stream read chunk by chunk with backpressure, never buffered
+ * whole. A factory can be called again for the next server; a one-shot stream cannot.
+ */
+import type { Envelope, MessageSource } from '../envelope.js';
+
+export type PreparedSource =
+  | { kind: 'bytes'; bytes: Uint8Array }
+  | { kind: 'stream'; open: () => AsyncIterator<Uint8Array>; reopenable: boolean };
+
+const encoder = new TextEncoder();
+
+export function prepareSource(message: Envelope['message']): PreparedSource {
+  if (typeof message === 'function') {
+    // Each attempt calls the factory again (Postfix re-reads the queue file).
+    const factory = message;
+    const first = fromSource(factory());
+    if (first.kind === 'bytes') return first;
+    let used = false;
+    return {
+      kind: 'stream',
+      reopenable: true,
+      open: () => {
+        if (!used) {
+          used = true;
+          return first.open();
+        }
+        const next = fromSource(factory());
+        return next.kind === 'bytes' ? oneChunk(next.bytes) : next.open();
+      },
+    };
+  }
+  return fromSource(message);
+}
+
+function fromSource(source: MessageSource): PreparedSource {
+  if (typeof source === 'string') return { kind: 'bytes', bytes: encoder.encode(source) };
+  if (source instanceof Uint8Array) return { kind: 'bytes', bytes: source };
+  const iterable = source as unknown as AsyncIterable<unknown>;
+  if (iterable && typeof iterable[Symbol.asyncIterator] === 'function') {
+    let opened = false;
+    return {
+      kind: 'stream',
+      reopenable: false,
+      open: () => {
+        if (opened) throw new Error('the message stream was already read; pass a factory to let mailwire read it again');
+        opened = true;
+        return toBytes(iterable[Symbol.asyncIterator]());
+      },
+    };
+  }
+  throw new TypeError('message must be a string, a Uint8Array, a readable stream, an async iterable or a factory');
+}
+
+async function* bytesOf(it: AsyncIterator<unknown>): AsyncGenerator<Uint8Array> {
+  try {
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      const v = r.value;
+      if (typeof v === 'string') yield encoder.encode(v);
+      else if (v instanceof Uint8Array) yield v;
+      else throw new TypeError('message stream yielded something that is not bytes or a string');
+    }
+  } finally {
+    await it.return?.();
+  }
+}
+
+function toBytes(it: AsyncIterator<unknown>): AsyncIterator<Uint8Array> {
+  return bytesOf(it);
+}
+
+function oneChunk(bytes: Uint8Array): AsyncIterator<Uint8Array> {
+  let done = false;
+  return {
+    next: async () => {
+      if (done) return { done: true, value: undefined };
+      done = true;
+      return { done: false, value: bytes };
+    },
+  };
+}

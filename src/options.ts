@@ -1,0 +1,335 @@
+/**
+ * `deliver()` options: one table (option, Postfix parameter, default, meaning), their
+ * validation, and the resolved form the rest of the code uses. Invalid values reject with
+ * `MailwireError` `EOPTION` before any I/O; an unknown option *name* is only a warning
+ * (API.md "errors"), as an unused parameter is to Postfix.
+ */
+import { hostname } from 'node:os';
+import { MailwireError } from './errors.js';
+import type { DeliveryEvent } from './events.js';
+import type { DnsResolver } from './routing/resolver.js';
+import { KNOWN_TCP_PORTS, resolvePort } from './destination/known-tcp-ports.js';
+
+/** Per-stage limits in milliseconds; each applies per reply awaited (PROTO-29). 0 = no limit. */
+export interface Timeouts {
+  /** `smtp_connect_timeout` 30 s; LMTP `lmtp_connect_timeout` 0 (the OS limit). */
+  connect: number;
+  /** `smtp_helo_timeout` / `lmtp_lhlo_timeout` 300 s: greeting and EHLO/HELO/LHLO. */
+  helo: number;
+  /** `smtp_mail_timeout` 300 s. */
+  mail: number;
+  /** `smtp_rcpt_timeout` 300 s. */
+  rcpt: number;
+  /** `smtp_data_init_timeout` 120 s: DATA and its 354. */
+  dataInit: number;
+  /** `smtp_data_xfer_timeout` 180 s: the body, with no progress. */
+  dataXfer: number;
+  /** `smtp_data_done_timeout` 600 s: "." (or BDAT LAST) and its reply. */
+  dataDone: number;
+  /** `smtp_quit_timeout` 300 s. */
+  quit: number;
+  /** `smtp_rset_timeout` 20 s. */
+  rset: number;
+  /** `smtp_starttls_timeout` 300 s: STARTTLS reply and the TLS handshake. */
+  starttls: number;
+}
+
+export type TlsLevel = 'none' | 'may' | 'encrypt' | 'dane' | 'dane-only' | 'fingerprint' | 'verify' | 'secure';
+
+/** TLS policy (API.md). This version implements the levels `none` and `may`. */
+export interface TlsPolicy {
+  level?: TlsLevel;
+  ca?: string | Uint8Array | Array<string | Uint8Array>;
+  cert?: string | Uint8Array;
+  key?: string | Uint8Array;
+  servername?: 'hostname' | 'nexthop' | string;
+  verifyCertMatch?: string[];
+  secureCertMatch?: string[];
+  fingerprints?: string[];
+  fingerprintDigest?: 'sha256' | 'sha1' | 'md5';
+  wrapperMode?: boolean;
+  mtaSts?: boolean | object;
+}
+
+export interface DeliverOptions {
+  /** `smtp` (default) or `lmtp`. */
+  protocol?: 'smtp' | 'lmtp';
+  /** `smtp_helo_name` / `lmtp_lhlo_name`: default `os.hostname()`. */
+  heloName?: string;
+  /** `smtp_tcp_port` / `lmtp_tcp_port`: 25 / 24; a number or a service name. */
+  port?: number | string;
+  /** `known_tcp_ports`, merged over lmtp=24, smtp=25, smtps=submissions=465, submission=587. */
+  knownTcpPorts?: Record<string, number>;
+  /** `smtp_dns_support_level`. */
+  dnsSupportLevel?: 'disabled' | 'enabled' | 'dnssec';
+  /** DNS; default: the system resolver. */
+  resolver?: DnsResolver;
+  /** TLS policy, or a function of the next hop. Default level `may` (Postfix 3.11+). */
+  tls?: TlsPolicy | ((nexthop: string) => TlsPolicy);
+  /** SASL credentials (the SASL issue); not supported by this version. */
+  auth?: unknown;
+  /** Connection cache (the pool issue); not supported by this version. */
+  pool?: unknown;
+  timeouts?: Partial<Timeouts>;
+  signal?: AbortSignal;
+  /** Postfix flag X: this hop is final delivery (`delivered` for LMTP servers without DSN). */
+  final?: boolean;
+  /** Pipeline the next transaction on one connection (the pool issue). */
+  transactionPipelining?: boolean;
+  /** Transcript and progress events; credentials are redacted. */
+  onEvent?: (e: DeliveryEvent) => void;
+  /** `smtp_always_send_ehlo` (true). */
+  alwaysSendEhlo?: boolean;
+  /** `smtp_never_send_ehlo` (false). */
+  neverSendEhlo?: boolean;
+  /** `smtp_skip_quit_response` (true) / `lmtp_skip_quit_response` (false). */
+  skipQuitResponse?: boolean;
+  /** `smtp_discard_ehlo_keywords` / `smtp_discard_ehlo_keyword_address_maps` (by server IP). */
+  discardEhloKeywords?: string[] | ((address: string) => string[] | undefined);
+  /** `smtp_line_length_limit` (998; 0 = no limit). */
+  lineLengthLimit?: number;
+  /** `smtp_quote_rfc821_envelope` (true). */
+  quoteRfc821Envelope?: boolean;
+  /** `smtp_skip_5xx_greeting` (true). */
+  skip5xxGreeting?: boolean;
+  /** `soft_bounce` (false). */
+  softBounce?: boolean;
+  /** `smtp_reply_filter`: rewrite each reply line before it is parsed. */
+  replyFilter?: (line: string) => string;
+  /** `smtp_mx_address_limit` (5). */
+  mxAddressLimit?: number;
+  /** `smtp_randomize_addresses` (true). */
+  randomizeAddresses?: boolean;
+  /** mailwire: use CHUNKING (BDAT) when the server offers it (true). */
+  chunking?: boolean;
+  /** mailwire: BDAT chunk size for a message of unknown length (65536). */
+  bdatChunkSize?: number;
+  /** `line_length_limit` for reply lines (2048). */
+  replyLineLimit?: number;
+  /** mailwire: most lines in one server reply (256). */
+  maxReplyLines?: number;
+  /** `smtp_bind_address` / `smtp_bind_address6`: local address for outgoing connections. */
+  bindAddress?: string;
+}
+
+export interface ResolvedOptions {
+  protocol: 'smtp' | 'lmtp';
+  heloName: string;
+  port: number;
+  knownTcpPorts: Record<string, number>;
+  dnsSupportLevel: 'disabled' | 'enabled' | 'dnssec';
+  resolver: DnsResolver | undefined;
+  tls: (nexthop: string) => TlsPolicy;
+  timeouts: Timeouts;
+  signal: AbortSignal | undefined;
+  final: boolean;
+  onEvent: (e: DeliveryEvent) => void;
+  alwaysSendEhlo: boolean;
+  neverSendEhlo: boolean;
+  skipQuitResponse: boolean;
+  discardEhloKeywords: (address: string) => string[];
+  lineLengthLimit: number;
+  quoteRfc821Envelope: boolean;
+  skip5xxGreeting: boolean;
+  softBounce: boolean;
+  replyFilter: ((line: string) => string) | undefined;
+  mxAddressLimit: number;
+  randomizeAddresses: boolean;
+  chunking: boolean;
+  bdatChunkSize: number;
+  replyLineLimit: number;
+  maxReplyLines: number;
+  bindAddress: string | undefined;
+}
+
+/** One row per option: the README's options table is generated from this. */
+export interface OptionRow {
+  name: keyof DeliverOptions;
+  postfix: string;
+  default: string;
+  meaning: string;
+}
+
+export const OPTION_TABLE: readonly OptionRow[] = [
+  { name: 'protocol', postfix: 'smtp(8) / lmtp(8)', default: "'smtp'", meaning: "'smtp' or 'lmtp'" },
+  { name: 'heloName', postfix: 'smtp_helo_name, lmtp_lhlo_name', default: 'os.hostname()', meaning: 'name sent in EHLO/HELO/LHLO' },
+  { name: 'port', postfix: 'smtp_tcp_port, lmtp_tcp_port', default: '25 / 24', meaning: 'default port; number or service name' },
+  { name: 'knownTcpPorts', postfix: 'known_tcp_ports', default: 'lmtp=24 smtp=25 smtps=submissions=465 submission=587', meaning: 'service names' },
+  { name: 'dnsSupportLevel', postfix: 'smtp_dns_support_level', default: "'enabled'", meaning: 'DNS use (DANE needs dnssec)' },
+  { name: 'resolver', postfix: '(resolver)', default: 'system resolver', meaning: 'DNS resolver (resolveMx, resolve4, resolve6)' },
+  { name: 'tls', postfix: 'smtp_tls_security_level, smtp_tls_policy_maps', default: "{ level: 'may' }", meaning: 'TLS policy; this version implements none and may' },
+  { name: 'timeouts', postfix: 'smtp_*_timeout', default: 'connect 30s (LMTP 0), helo/mail/rcpt/quit/starttls 300s, dataInit 120s, dataXfer 180s, dataDone 600s, rset 20s', meaning: 'per reply awaited, milliseconds' },
+  { name: 'signal', postfix: '-', default: 'none', meaning: 'AbortSignal: unfinished recipients become delayed 4.4.7' },
+  { name: 'final', postfix: 'flags=X', default: 'false', meaning: "LMTP success is 'delivered' when the server lacks DSN" },
+  { name: 'onEvent', postfix: '(logging)', default: 'none', meaning: 'transcript and progress events' },
+  { name: 'alwaysSendEhlo', postfix: 'smtp_always_send_ehlo', default: 'true', meaning: 'EHLO even without ESMTP in the greeting' },
+  { name: 'neverSendEhlo', postfix: 'smtp_never_send_ehlo', default: 'false', meaning: 'always HELO' },
+  { name: 'skipQuitResponse', postfix: 'smtp_skip_quit_response, lmtp_skip_quit_response', default: 'true (SMTP) / false (LMTP)', meaning: 'do not wait for the QUIT reply' },
+  { name: 'discardEhloKeywords', postfix: 'smtp_discard_ehlo_keywords, ..._address_maps', default: '[]', meaning: 'EHLO keywords to ignore (list, or function of the server IP)' },
+  { name: 'lineLengthLimit', postfix: 'smtp_line_length_limit', default: '998', meaning: 'longer lines are cut and continued with CRLF SPACE' },
+  { name: 'quoteRfc821Envelope', postfix: 'smtp_quote_rfc821_envelope', default: 'true', meaning: 'quote local parts in MAIL FROM / RCPT TO' },
+  { name: 'skip5xxGreeting', postfix: 'smtp_skip_5xx_greeting', default: 'true', meaning: 'a 5xx greeting is soft: next server, defer at the last' },
+  { name: 'softBounce', postfix: 'soft_bounce', default: 'false', meaning: 'every would-be bounce is deferred' },
+  { name: 'replyFilter', postfix: 'smtp_reply_filter', default: 'none', meaning: 'rewrite each reply line before parsing' },
+  { name: 'mxAddressLimit', postfix: 'smtp_mx_address_limit', default: '5', meaning: 'addresses tried per next hop' },
+  { name: 'randomizeAddresses', postfix: 'smtp_randomize_addresses', default: 'true', meaning: 'shuffle equal-preference addresses' },
+  { name: 'chunking', postfix: '(mailwire)', default: 'true', meaning: 'use BDAT when the server offers CHUNKING' },
+  { name: 'bdatChunkSize', postfix: '(mailwire)', default: '65536', meaning: 'BDAT chunk size for messages of unknown length' },
+  { name: 'replyLineLimit', postfix: 'line_length_limit', default: '2048', meaning: 'longest reply line kept' },
+  { name: 'maxReplyLines', postfix: '(mailwire)', default: '256', meaning: 'more lines in one reply is a protocol error' },
+  { name: 'bindAddress', postfix: 'smtp_bind_address, smtp_bind_address6', default: 'none', meaning: 'local address for connections' },
+  { name: 'auth', postfix: 'smtp_sasl_password_maps', default: 'none', meaning: 'SASL credentials (not in this version)' },
+  { name: 'pool', postfix: 'smtp_connection_cache_*', default: 'none', meaning: 'connection cache (not in this version)' },
+  { name: 'transactionPipelining', postfix: 'smtp_connection_cache_*', default: 'false', meaning: 'pipeline transactions (not in this version)' },
+];
+
+const KNOWN = new Set<string>(OPTION_TABLE.map((r) => r.name));
+const TLS_LEVELS: readonly TlsLevel[] = ['none', 'may', 'encrypt', 'dane', 'dane-only', 'fingerprint', 'verify', 'secure'];
+
+function bad(message: string): never {
+  throw new MailwireError('EOPTION', message);
+}
+
+function bool(v: unknown, name: string, dflt: boolean): boolean {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'boolean') bad(`${name} must be a boolean`);
+  return v;
+}
+
+function int(v: unknown, name: string, dflt: number, min = 0): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) bad(`${name} must be an integer >= ${min}`);
+  return v;
+}
+
+/** Validate options and fill in Postfix's defaults. Throws `MailwireError` `EOPTION`. */
+export function resolveOptions(options: DeliverOptions | undefined): ResolvedOptions {
+  const o = options ?? {};
+  if (typeof o !== 'object' || o === null) bad('options must be an object');
+  const onEventRaw = o.onEvent;
+  if (onEventRaw !== undefined && typeof onEventRaw !== 'function') bad('onEvent must be a function');
+  // A listener that throws must never break a delivery.
+  const onEvent = (e: DeliveryEvent): void => {
+    if (!onEventRaw) return;
+    try {
+      onEventRaw(e);
+    } catch {
+      /* ignored */
+    }
+  };
+  for (const key of Object.keys(o)) {
+    if (!KNOWN.has(key)) onEvent({ type: 'warning', message: `unknown option "${key}" ignored` });
+  }
+
+  const protocol = o.protocol ?? 'smtp';
+  if (protocol !== 'smtp' && protocol !== 'lmtp') bad(`protocol must be 'smtp' or 'lmtp'`);
+  const heloName = o.heloName ?? hostname();
+  if (typeof heloName !== 'string' || heloName.length === 0 || /[\s\0]/.test(heloName)) {
+    bad('heloName must be a non-empty name without white space, CR, LF or NUL (PROTO-4)');
+  }
+  const knownTcpPorts = { ...KNOWN_TCP_PORTS, ...(o.knownTcpPorts ?? {}) };
+  for (const [k, v] of Object.entries(knownTcpPorts)) {
+    if (!Number.isInteger(v) || v < 1 || v > 65535) bad(`knownTcpPorts.${k} must be a port number`);
+  }
+  const portSpec = o.port ?? (protocol === 'lmtp' ? 'lmtp' : 'smtp');
+  if (typeof portSpec !== 'number' && typeof portSpec !== 'string') bad('port must be a number or a service name');
+  const port = resolvePort(portSpec, knownTcpPorts) ?? bad(`port: unknown service or bad port "${String(portSpec)}"`);
+
+  const dnsSupportLevel = o.dnsSupportLevel ?? 'enabled';
+  if (!['disabled', 'enabled', 'dnssec'].includes(dnsSupportLevel)) bad(`dnsSupportLevel must be 'disabled', 'enabled' or 'dnssec'`);
+  if (o.resolver !== undefined) {
+    const r = o.resolver as unknown as Record<string, unknown>;
+    if (typeof r !== 'object' || r === null || typeof r.resolve4 !== 'function' || typeof r.resolve6 !== 'function' || typeof r.resolveMx !== 'function') {
+      bad('resolver must implement resolveMx, resolve4 and resolve6');
+    }
+  }
+
+  let tls: (nexthop: string) => TlsPolicy;
+  if (o.tls === undefined) tls = () => ({ level: 'may' });
+  else if (typeof o.tls === 'function') {
+    const f = o.tls;
+    tls = (nexthop) => checkTlsPolicy(f(nexthop));
+  } else {
+    const fixed = checkTlsPolicy(o.tls);
+    tls = () => fixed;
+  }
+
+  const t = o.timeouts ?? {};
+  if (typeof t !== 'object' || t === null) bad('timeouts must be an object');
+  const timeouts: Timeouts = {
+    connect: protocol === 'lmtp' ? 0 : 30_000,
+    helo: 300_000,
+    mail: 300_000,
+    rcpt: 300_000,
+    dataInit: 120_000,
+    dataXfer: 180_000,
+    dataDone: 600_000,
+    quit: 300_000,
+    rset: 20_000,
+    starttls: 300_000,
+  };
+  for (const [k, v] of Object.entries(t)) {
+    if (!(k in timeouts)) {
+      onEvent({ type: 'warning', message: `unknown timeout "${k}" ignored` });
+      continue;
+    }
+    if (v === undefined) continue;
+    timeouts[k as keyof Timeouts] = int(v, `timeouts.${k}`, 0);
+  }
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) bad('signal must be an AbortSignal');
+
+  if (o.auth !== undefined) bad('auth: SASL authentication is not supported by this version of mailwire');
+  if (o.pool !== undefined) bad('pool: connection caching is not supported by this version of mailwire');
+  if (o.transactionPipelining) bad('transactionPipelining is not supported by this version of mailwire');
+
+  const discard = o.discardEhloKeywords;
+  let discardEhloKeywords: (address: string) => string[];
+  if (discard === undefined) discardEhloKeywords = () => [];
+  else if (typeof discard === 'function') discardEhloKeywords = (a) => discard(a) ?? [];
+  else if (Array.isArray(discard) && discard.every((k) => typeof k === 'string')) discardEhloKeywords = () => discard;
+  else bad('discardEhloKeywords must be an array of keywords or a function');
+
+  if (o.replyFilter !== undefined && typeof o.replyFilter !== 'function') bad('replyFilter must be a function');
+  if (o.bindAddress !== undefined && typeof o.bindAddress !== 'string') bad('bindAddress must be an IP address');
+
+  return {
+    protocol,
+    heloName,
+    port,
+    knownTcpPorts,
+    dnsSupportLevel,
+    resolver: o.resolver,
+    tls,
+    timeouts,
+    signal: o.signal,
+    final: bool(o.final, 'final', false),
+    onEvent,
+    alwaysSendEhlo: bool(o.alwaysSendEhlo, 'alwaysSendEhlo', true),
+    neverSendEhlo: bool(o.neverSendEhlo, 'neverSendEhlo', false),
+    skipQuitResponse: bool(o.skipQuitResponse, 'skipQuitResponse', protocol === 'smtp'),
+    discardEhloKeywords,
+    lineLengthLimit: int(o.lineLengthLimit, 'lineLengthLimit', 998),
+    quoteRfc821Envelope: bool(o.quoteRfc821Envelope, 'quoteRfc821Envelope', true),
+    skip5xxGreeting: bool(o.skip5xxGreeting, 'skip5xxGreeting', true),
+    softBounce: bool(o.softBounce, 'softBounce', false),
+    replyFilter: o.replyFilter,
+    mxAddressLimit: int(o.mxAddressLimit, 'mxAddressLimit', 5),
+    randomizeAddresses: bool(o.randomizeAddresses, 'randomizeAddresses', true),
+    chunking: bool(o.chunking, 'chunking', true),
+    bdatChunkSize: int(o.bdatChunkSize, 'bdatChunkSize', 65536, 1),
+    replyLineLimit: int(o.replyLineLimit, 'replyLineLimit', 2048, 80),
+    maxReplyLines: int(o.maxReplyLines, 'maxReplyLines', 256, 1),
+    bindAddress: o.bindAddress,
+  };
+}
+
+function checkTlsPolicy(p: TlsPolicy): TlsPolicy {
+  if (typeof p !== 'object' || p === null) bad('tls must be a TlsPolicy object');
+  const level = p.level ?? 'may';
+  if (!TLS_LEVELS.includes(level)) bad(`tls.level: unknown level "${String(level)}"`);
+  if (level !== 'none' && level !== 'may') {
+    bad(`tls.level "${level}" is not supported by this version of mailwire (none and may are)`);
+  }
+  if (p.wrapperMode) bad('tls.wrapperMode is not supported by this version of mailwire');
+  return { ...p, level };
+}
