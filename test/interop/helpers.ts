@@ -1,0 +1,301 @@
+// Shared pieces of the interop tests: where the peers are, the tricky test message and what a
+// correct client puts on the wire for it, transcripts, and reading back stored mail and logs.
+import { randomBytes } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { expect } from 'vitest';
+import type { deliver } from '../../src/index.js';
+
+type DeliverOptions = NonNullable<Parameters<typeof deliver>[2]>;
+export type DeliveryEvent = Parameters<NonNullable<DeliverOptions['onEvent']>>[0];
+
+// ---------------------------------------------------------------- peers
+
+export interface Peers {
+  dir: string;
+  /** host:port of Postfix announcing CHUNKING. */
+  postfix: string;
+  /** host:port of the same Postfix without CHUNKING (DATA path). */
+  postfixNoChunking: string;
+  postfixMaildirs: string;
+  postfixLog: string;
+  /** host:port of Dovecot LMTP. */
+  lmtp: string;
+  lmtpSocket: string;
+  lmtpMaildirs: string;
+}
+
+/** Reads `$MAILWIRE_INTEROP_DIR/ports.env`, which `peers.sh start` writes. */
+export function peers(): Peers {
+  const dir = process.env.MAILWIRE_INTEROP_DIR ?? '/tmp/mailwire-interop';
+  const file = join(dir, 'ports.env');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new Error(`${file} is missing: start the peers with test/interop/peers.sh start`);
+  }
+  const env = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line);
+    if (m?.[1] !== undefined && m[2] !== undefined) env.set(m[1], m[2]);
+  }
+  const get = (key: string): string => {
+    const v = env.get(key);
+    if (v === undefined || v === '') throw new Error(`${file} has no ${key}`);
+    return v;
+  };
+  return {
+    dir: get('MAILWIRE_INTEROP_DIR'),
+    postfix: get('MAILWIRE_INTEROP_POSTFIX'),
+    postfixNoChunking: get('MAILWIRE_INTEROP_POSTFIX_NOCHUNKING'),
+    postfixMaildirs: get('MAILWIRE_INTEROP_POSTFIX_MAILDIRS'),
+    postfixLog: get('MAILWIRE_INTEROP_POSTFIX_LOG'),
+    lmtp: get('MAILWIRE_INTEROP_LMTP'),
+    lmtpSocket: get('MAILWIRE_INTEROP_LMTP_SOCKET'),
+    lmtpMaildirs: get('MAILWIRE_INTEROP_LMTP_MAILDIRS'),
+  };
+}
+
+/** `127.0.0.1:11025` → `[127.0.0.1]:11025` (Postfix next-hop syntax: no MX lookup). */
+export function smtpNexthop(hostPort: string): string {
+  const i = hostPort.lastIndexOf(':');
+  return `[${hostPort.slice(0, i)}]:${hostPort.slice(i + 1)}`;
+}
+
+export function hostOf(hostPort: string): string {
+  return hostPort.slice(0, hostPort.lastIndexOf(':'));
+}
+
+/** A token unique to one test, put into the Subject and Message-ID to find the stored copy. */
+export function token(label: string): string {
+  return `${label}-${Date.now()}-${randomBytes(4).toString('hex')}`;
+}
+
+// ---------------------------------------------------------------- transcript
+
+export class Transcript {
+  readonly events: DeliveryEvent[] = [];
+  readonly onEvent = (e: DeliveryEvent): void => {
+    this.events.push(e);
+  };
+  /** Command lines the client sent (no CRLF). */
+  sent(): string[] {
+    return this.events.flatMap((e) => (e.type === 'send' ? [e.line] : []));
+  }
+  /** Reply lines the client received. */
+  received(): string[] {
+    return this.events.flatMap((e) => (e.type === 'receive' ? [e.line] : []));
+  }
+  /** Readable form for failure messages. */
+  toString(): string {
+    return this.events
+      .map((e) => (e.type === 'send' ? `C: ${e.line}` : e.type === 'receive' ? `S: ${e.line}` : `   ${JSON.stringify(e)}`))
+      .join('\n');
+  }
+}
+
+// ---------------------------------------------------------------- the test message
+
+export const LINE_LIMIT = 998;
+const UTF8_TEXT = Buffer.from('h\u00e9llo w\u00f6rld \u2713 \u{1F600}', 'utf8');
+const LATIN1_OCTETS = Buffer.from([0xe9, 0xe8, 0xfc, 0xdf, 0xa9, 0xff]);
+const LONG_LINE_OCTETS = 5000;
+
+/**
+ * A message with every body hazard at once: lines that begin with "." and "..", a lone "."
+ * line in the middle, a 5000-octet line, bare LF and bare CR line ends (a bare CR right
+ * before a ".." line), UTF-8 and Latin-1 octets, and a last line without a line end.
+ */
+export function trickyMessage(tok: string): { message: Buffer; longLine: Buffer } {
+  const longLine = Buffer.from(
+    Array.from({ length: LONG_LINE_OCTETS }, (_, i) => String.fromCharCode(0x41 + ((i * 7) % 26))).join(''),
+    'latin1',
+  );
+  const parts: Array<string | Buffer> = [
+    'From: Interop Sender <sender@client.test>\r\n',
+    'To: alice@example.test\r\n',
+    `Subject: mailwire interop ${tok}\r\n`,
+    `Message-ID: <${tok}@client.test>\r\n`,
+    'Date: Wed, 25 Nov 2026 12:00:00 +0000\r\n',
+    'MIME-Version: 1.0\r\n',
+    'Content-Type: text/plain; charset=utf-8\r\n',
+    'Content-Transfer-Encoding: 8bit\r\n',
+    '\r\n',
+    'first line\r\n',
+    '.leading dot\r\n',
+    '..two leading dots, bare LF next\n',
+    '.\r\n', // a lone dot: must not end the message
+    'after the lone dot, bare CR next\r',
+    '..\n', // follows a bare CR: still the start of a line
+    '. dot space\r\n',
+    longLine,
+    '\r\n',
+    'UTF-8: ',
+    UTF8_TEXT,
+    '\r\n',
+    'Latin-1: ',
+    LATIN1_OCTETS,
+    '\r\n',
+    '...\r\n',
+    'last line without a line end',
+  ];
+  return {
+    message: Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : p))),
+    longLine,
+  };
+}
+
+/** Splits on CRLF, bare LF and bare CR. A final line without a line end is kept. */
+export function splitLines(input: Buffer): Buffer[] {
+  const lines: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i < input.length; i++) {
+    const c = input[i];
+    if (c === 0x0a || c === 0x0d) {
+      lines.push(input.subarray(start, i));
+      if (c === 0x0d && input[i + 1] === 0x0a) i++;
+      start = i + 1;
+    }
+  }
+  if (start < input.length) lines.push(input.subarray(start));
+  return lines;
+}
+
+/**
+ * Postfix's smtp_line_length_limit: a line longer than the limit is cut blind after `limit`
+ * octets; each continuation starts with one space, which counts toward its own limit.
+ */
+export function foldLine(line: Buffer, limit = LINE_LIMIT): Buffer[] {
+  if (line.length <= limit) return [line];
+  const pieces: Buffer[] = [line.subarray(0, limit)];
+  for (let i = limit; i < line.length; i += limit - 1) {
+    pieces.push(Buffer.concat([Buffer.from(' '), line.subarray(i, i + limit - 1)]));
+  }
+  return pieces;
+}
+
+/**
+ * The message as a correct client delivers it, before dot-stuffing: every line end CRLF
+ * (a last line without one gets one), long lines folded. `eol` '\n' gives the form Postfix's
+ * virtual(8) and Dovecot store in a maildir.
+ */
+export function expectedContent(message: Buffer, eol: '\r\n' | '\n' = '\r\n'): Buffer {
+  const end = Buffer.from(eol, 'latin1');
+  return Buffer.concat(splitLines(message).flatMap((l) => foldLine(l).flatMap((p) => [p, end])));
+}
+
+// ---------------------------------------------------------------- stored mail and logs
+
+/** Waits for a file under MAILDIR/new that contains `needle`; returns its content. */
+export async function waitForMaildirFile(maildir: string, needle: string, timeoutMs = 15_000): Promise<Buffer> {
+  const dir = join(maildir, 'new');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let names: string[] = [];
+    try {
+      names = readdirSync(dir);
+    } catch {
+      // the maildir is created on first delivery
+    }
+    for (const name of names) {
+      const content = readFileSync(join(dir, name));
+      if (content.includes(needle)) return content;
+    }
+    if (Date.now() > deadline) throw new Error(`no message containing ${JSON.stringify(needle)} in ${dir} after ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+/** Lists the file names under MAILDIR/new whose content contains `needle` (no waiting). */
+export function maildirFilesWith(maildir: string, needle: string): string[] {
+  const dir = join(maildir, 'new');
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names.filter((n) => readFileSync(join(dir, n)).includes(needle));
+}
+
+/**
+ * Checks a stored copy (maildir file, LF line ends) of `message` as the server received it:
+ * trace headers prepended by the server, then the input with every CRLF / LF / CR made one
+ * line end, dots intact, 8-bit octets unchanged, and `longLine` cut into pieces of at most
+ * 998 octets continued with a SPACE that give the input back once unfolded. Returns the
+ * prepended header text.
+ */
+export function expectStoredCopy(file: Buffer, message: Buffer, longLine: Buffer, what: string): string {
+  const stored = expectedContent(message, '\n');
+  const cut = Math.max(0, file.length - stored.length);
+  const added = file.subarray(0, cut).toString('latin1');
+  const rest = file.subarray(cut);
+
+  const lines = splitOnLf(rest);
+  const longest = Math.max(...lines.map((l) => l.length));
+  expect(longest, `${what}: a line is longer than ${LINE_LIMIT} octets`).toBeLessThanOrEqual(LINE_LIMIT);
+  const first = lines.findIndex((l) => l.length > 100 && longLine.subarray(0, l.length).equals(l));
+  expect(first, `${what}: the long line's first piece is missing`).toBeGreaterThanOrEqual(0);
+  let unfolded = lines[first] ?? Buffer.alloc(0);
+  for (let i = first + 1; i < lines.length && lines[i]?.[0] === 0x20; i++) {
+    unfolded = Buffer.concat([unfolded, (lines[i] ?? Buffer.alloc(0)).subarray(1)]);
+  }
+  expect(unfolded.equals(longLine), `${what}: the long line, unfolded, differs from the input`).toBe(true);
+
+  expect(rest.includes(LATIN1_OCTETS), `${what}: Latin-1 octets changed`).toBe(true);
+  expect(rest.includes(UTF8_TEXT), `${what}: UTF-8 octets changed`).toBe(true);
+  expect(showLines(rest), `${what}: the body differs from the normalized input`).toEqual(showLines(stored));
+  expect(onlyTraceHeaders(added), `${what}: the server should only prepend trace headers, got:\n${added}`).toBe(true);
+  return added;
+}
+
+/** True when every line of `text` is a trace header a server prepends, or its continuation. */
+function onlyTraceHeaders(text: string): boolean {
+  const lines = text.split('\n');
+  if (lines.pop() !== '') return false; // must end at a line end
+  return lines.length > 0 && lines.every((l) => /^(Return-Path|X-Original-To|Delivered-To|Received):/.test(l) || /^[ \t]/.test(l));
+}
+
+function splitOnLf(b: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let start = 0;
+  for (let i = b.indexOf(0x0a); i >= 0; i = b.indexOf(0x0a, start)) {
+    out.push(b.subarray(start, i));
+    start = i + 1;
+  }
+  if (start < b.length) out.push(b.subarray(start));
+  return out;
+}
+
+/** Lines in a form whose diff reads well: printable ASCII as is, other octets as \xNN. */
+function showLines(b: Buffer): string[] {
+  return splitOnLf(b).map((l) =>
+    Array.from(l, (c) => (c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : `\\x${c.toString(16).padStart(2, '0')}`)).join(''),
+  );
+}
+
+/** Escapes a string for use inside a RegExp. */
+export function esc(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * Waits for Postfix's "disconnect from ..." line of the smtpd session that queued `queueId`
+ * and returns it, e.g. "... disconnect from unknown[127.0.0.1] ehlo=1 mail=1 rcpt=2/4 bdat=1 quit=1 commands=5/7".
+ */
+export async function waitForPostfixDisconnect(logFile: string, queueId: string, timeoutMs = 15_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const lines = readFileSync(logFile, 'utf8').split('\n');
+    const i = lines.findIndex((l) => l.includes(`: ${queueId}: client=`));
+    const who = i >= 0 ? /\s(postfix-interop\/[a-z]+\/smtpd\[\d+\]):/.exec(lines[i] ?? '')?.[1] : undefined;
+    if (who !== undefined) {
+      const d = lines.slice(i + 1).find((l) => l.includes(` ${who}: disconnect from `));
+      if (d !== undefined) return d;
+    }
+    if (Date.now() > deadline) throw new Error(`no smtpd disconnect line for ${queueId} in ${logFile} after ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
