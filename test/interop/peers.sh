@@ -29,6 +29,7 @@
 # endpoints and paths the tests use. start is idempotent; stop ends only the processes whose
 # pid files this script's instances wrote; status prints one line per peer (exit 1 if one is down).
 set -euo pipefail
+umask 022   # configs and state must be readable by postfix, dovecot and nobody
 
 DIR="${MAILWIRE_INTEROP_DIR:-/tmp/mailwire-interop}"
 PF_EP="${MAILWIRE_INTEROP_POSTFIX:-127.0.0.1:11025}"
@@ -124,9 +125,9 @@ preflight() {
   getent group postdrop >/dev/null || die "group postdrop does not exist (reinstall postfix)"
   [[ "$DIR" =~ ^/[A-Za-z0-9._/-]+$ ]] || die "MAILWIRE_INTEROP_DIR must be an absolute path of [A-Za-z0-9._/-], got '$DIR'"
   check_ep "$PF_EP"; check_ep "$PF2_EP"; check_ep "$LMTP_EP"
+  check_traversable   # the parts that exist already; what mkdir adds is 0755 (umask 022)
   mkdir -p "$DIR"
   chmod 0755 "$DIR"
-  check_traversable
 }
 
 # ---------------------------------------------------------------- Postfix
