@@ -67,7 +67,8 @@ describe('encodeRcptTo', () => {
   });
 
   it('property: a quoted local part parses back to the same mailbox', () => {
-    const local = fc.string({ minLength: 1, maxLength: 20 }).filter((s) => !/[\u0000-\u001f\u007f\ud800-\udfff]/.test(s));
+    // A local part that starts with '"' is read as the quoted form (documented), so skip those.
+    const local = fc.string({ minLength: 1, maxLength: 20 }).filter((s) => !/[\u0000-\u001f\u007f\ud800-\udfff]/.test(s) && !s.startsWith('"'));
     fc.assert(
       fc.property(local, (l) => {
         const r = encodeRcptTo(`${l}@x.org`, { smtputf8: true }, parseEhlo(['250-mx', '250 SMTPUTF8']));
