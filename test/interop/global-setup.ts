@@ -34,8 +34,8 @@ export default function setup(): () => void {
   }
   if (process.getuid?.() !== 0) {
     throw new Error(
-      'mailwire interop tests start private Postfix and Dovecot instances, which needs root ' +
-        '(run as root, or start them yourself with `sudo test/interop/peers.sh start`).',
+      'mailwire interop tests start private Postfix and Dovecot instances and read the mail they ' +
+        'store, which needs root: run them as root (e.g. `sudo npm run test:interop`).',
     );
   }
 
