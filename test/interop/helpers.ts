@@ -88,7 +88,11 @@ export class Transcript {
   received(): string[] {
     return this.events.flatMap((e) => (e.type === 'receive' ? [e.line] : []));
   }
-  /** Readable form for failure messages. */
+  /** A failure message: this transcript and the result. */
+  explain(result: unknown): string {
+    return `transcript:\n${this.toString()}\nresult: ${JSON.stringify(result, null, 2)}`;
+  }
+  /** Readable form: C: client lines, S: server lines, other events as JSON. */
   toString(): string {
     return this.events
       .map((e) => (e.type === 'send' ? `C: ${e.line}` : e.type === 'receive' ? `S: ${e.line}` : `   ${JSON.stringify(e)}`))
@@ -147,6 +151,11 @@ export function trickyMessage(tok: string): { message: Buffer; longLine: Buffer 
   };
 }
 
+/** A plain ASCII message whose Subject and Message-ID carry `tok`. */
+export function plainMessage(tok: string, from: string): string {
+  return `From: <${from}>\r\nSubject: ${tok}\r\nMessage-ID: <${tok}@client.test>\r\n\r\nhello\r\n`;
+}
+
 /** Splits on CRLF, bare LF and bare CR. A final line without a line end is kept. */
 export function splitLines(input: Buffer): Buffer[] {
   const lines: Buffer[] = [];
@@ -190,32 +199,23 @@ export function expectedContent(message: Buffer, eol: '\r\n' | '\n' = '\r\n'): B
 
 /** Waits for a file under MAILDIR/new that contains `needle`; returns its content. */
 export async function waitForMaildirFile(maildir: string, needle: string, timeoutMs = 15_000): Promise<Buffer> {
-  const dir = join(maildir, 'new');
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    let names: string[] = [];
-    try {
-      names = readdirSync(dir);
-    } catch {
-      // the maildir is created on first delivery
-    }
-    for (const name of names) {
-      const content = readFileSync(join(dir, name));
-      if (content.includes(needle)) return content;
-    }
-    if (Date.now() > deadline) throw new Error(`no message containing ${JSON.stringify(needle)} in ${dir} after ${timeoutMs} ms`);
+    const [name] = maildirFilesWith(maildir, needle);
+    if (name !== undefined) return readFileSync(join(maildir, 'new', name));
+    if (Date.now() > deadline) throw new Error(`no message containing ${JSON.stringify(needle)} in ${maildir}/new after ${timeoutMs} ms`);
     await sleep(100);
   }
 }
 
-/** Lists the file names under MAILDIR/new whose content contains `needle` (no waiting). */
+/** The file names under MAILDIR/new whose content contains `needle` (no waiting). */
 export function maildirFilesWith(maildir: string, needle: string): string[] {
   const dir = join(maildir, 'new');
   let names: string[] = [];
   try {
     names = readdirSync(dir);
   } catch {
-    return [];
+    return []; // the maildir is created on first delivery
   }
   return names.filter((n) => readFileSync(join(dir, n)).includes(needle));
 }
@@ -258,6 +258,10 @@ function onlyTraceHeaders(text: string): boolean {
   return lines.length > 0 && lines.every((l) => /^(Return-Path|X-Original-To|Delivered-To|Received):/.test(l) || /^[ \t]/.test(l));
 }
 
+/**
+ * Splits a stored copy on LF only: unlike splitLines it leaves a CR inside a line, so a bare CR
+ * that the client failed to turn into a line end shows up in the comparison.
+ */
 function splitOnLf(b: Buffer): Buffer[] {
   const out: Buffer[] = [];
   let start = 0;

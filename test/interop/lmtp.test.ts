@@ -2,7 +2,17 @@
 // over its unix socket and over TCP: one reply per recipient after the end of data.
 import { describe, expect, it } from 'vitest';
 import { deliver } from '../../src/index.js';
-import { Transcript, expectStoredCopy, hostOf, maildirFilesWith, peers, token, trickyMessage, waitForMaildirFile } from './helpers.js';
+import {
+  Transcript,
+  expectStoredCopy,
+  hostOf,
+  maildirFilesWith,
+  peers,
+  plainMessage,
+  token,
+  trickyMessage,
+  waitForMaildirFile,
+} from './helpers.js';
 
 const P = peers();
 const ALICE = 'alice@example.test';
@@ -27,7 +37,7 @@ describe.each(transports)('Dovecot LMTP over $name', ({ destination, address }) 
       heloName: 'client.test',
       onEvent: t.onEvent,
     });
-    const why = `transcript:\n${t.toString()}\nresult: ${JSON.stringify(result, null, 2)}`;
+    const why = t.explain(result);
 
     expect(t.sent().some((l) => l === 'LHLO client.test'), why).toBe(true);
     expect(result.recipients.map((r) => r.recipient), why).toEqual([ALICE, FULL, FULLTMP, NOBODY]);
@@ -65,13 +75,13 @@ describe.each(transports)('Dovecot LMTP over $name', ({ destination, address }) 
   it('without final: true, success at an LMTP server is relayed', async () => {
     const tok = token('lmtp-relayed');
     const t = new Transcript();
-    const message = `From: <sender@client.test>\r\nSubject: ${tok}\r\nMessage-ID: <${tok}@client.test>\r\n\r\nhello\r\n`;
+    const message = plainMessage(tok, 'sender@client.test');
     const result = await deliver({ from: 'sender@client.test', to: [ALICE], message }, destination, {
       protocol: 'lmtp',
       heloName: 'client.test',
       onEvent: t.onEvent,
     });
-    const why = `transcript:\n${t.toString()}\nresult: ${JSON.stringify(result, null, 2)}`;
+    const why = t.explain(result);
     expect(result.recipients, why).toHaveLength(1);
     expect(result.recipients[0], why).toMatchObject({ recipient: ALICE, action: 'relayed', status: '2.0.0', remoteAddress: address });
     expect(result.recipients[0]?.diagnosticCode, why).toMatch(/^smtp; 250 2\.0\.0 <alice@example\.test> \S+ Saved$/);

@@ -10,6 +10,7 @@ import {
   hostOf,
   maildirFilesWith,
   peers,
+  plainMessage,
   smtpNexthop,
   token,
   trickyMessage,
@@ -45,7 +46,7 @@ describe.each(listeners)('Postfix smtpd, $name', ({ hostPort, chunking, syslog }
       heloName: 'client.test',
       onEvent: t.onEvent,
     });
-    const why = `transcript:\n${t.toString()}\nresult: ${JSON.stringify(result, null, 2)}`;
+    const why = t.explain(result);
 
     // --- results, in envelope order
     expect(result.recipients.map((r) => r.recipient), why).toEqual([ALICE, REJECT, DEFER, BOB]);
@@ -136,13 +137,13 @@ describe.each(listeners)('Postfix smtpd, $name', ({ hostPort, chunking, syslog }
     it(`end-of-data ${reply.slice(0, 3)} for sender ${sender}: every accepted recipient ${action} ${status}`, async () => {
       const tok = token('eod');
       const t = new Transcript();
-      const message = `From: <${sender}>\r\nSubject: ${tok}\r\nMessage-ID: <${tok}@client.test>\r\n\r\nhello\r\n`;
+      const message = plainMessage(tok, sender);
       const result = await deliver({ from: sender, to: [ALICE, REJECT, BOB], message }, smtpNexthop(hostPort), {
         tls: { level: 'none' },
         heloName: 'client.test',
         onEvent: t.onEvent,
       });
-      const why = `transcript:\n${t.toString()}\nresult: ${JSON.stringify(result, null, 2)}`;
+      const why = t.explain(result);
       expect(result.recipients.map((r) => r.recipient), why).toEqual([ALICE, REJECT, BOB]);
       const [alice, reject, bob] = result.recipients;
       for (const r of [alice, bob]) {
