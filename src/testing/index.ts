@@ -11,3 +11,4 @@ export type { Fault, FaultAction, Step } from './faults.js';
 export { DEFAULT_GARBAGE } from './faults.js';
 export type { ReceivedTransaction, ReceivedRecipient, ServerSessionRecord } from './recorded.js';
 export { SERVER_MECHANISMS } from './sasl-server.js';
+export { testCertificate } from './test-certificate.js';
