@@ -47,8 +47,10 @@ export type FaultAction = 'drop' | 'stall' | 'garbage' | 'reply';
  * - `reply`: write {@link Fault.reply} instead of the normal reply. The server then acts on the
  *   reply it sent (a 2xx to RCPT accepts that recipient, a non-354 to DATA does not start the
  *   body, and so on). A 421 closes the connection afterwards, as Postfix does. At
- *   `data-transfer` the reply is sent unsolicited while the body is still arriving, and the
- *   body is still answered normally unless the connection was closed.
+ *   `data-transfer` the reply is sent early, as soon as the content starts arriving, in place
+ *   of the reply that content would get (the end-of-data reply, once per accepted recipient in
+ *   LMTP, or the reply to a BDAT chunk that is not the last); the rest of the content is read
+ *   and discarded without a further reply.
  */
 export interface Fault {
   step: Step;

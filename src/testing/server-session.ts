@@ -96,6 +96,8 @@ export class ServerSession {
   private bdatError: string | undefined;
   /** The error reply for the BDAT being read, if it fails. */
   private bdatReject: string | undefined;
+  /** Replies a `data-transfer` reply fault already sent for the content being read. */
+  private earlyReplies: string[] | undefined;
 
   private sasl: SaslState | undefined;
 
@@ -604,6 +606,7 @@ export class ServerSession {
     this.sink = new MessageSink(!this.opts.discardData, limit !== false && limit > 0 ? limit : Infinity);
     tx.size = 0;
     this.transferFaultChecked = false;
+    this.earlyReplies = undefined;
   }
 
   /** Consume DATA body octets from `chunk` at `pos`; returns the new position. */
@@ -630,7 +633,20 @@ export class ServerSession {
   private transferFault(chunk: number): boolean {
     const f = this.takeFault('data-transfer', { chunk });
     if (f === undefined) return false;
-    this.applyFault(f);
+    if (f.action === 'reply') {
+      // An early reply: it takes the place of the reply this content would get (end of data:
+      // one per accepted recipient in LMTP), and the rest of the content is read silently.
+      const endsData = this.mode === 'data' || this.bdatLast;
+      const n = endsData && this.opts.protocol === 'lmtp' && this.tx ? Math.max(this.tx.accepted.length, 1) : 1;
+      const early: string[] = [];
+      for (let i = 0; i < n && this.mode !== 'closed'; i++) {
+        this.applyFault(f);
+        early.push(f.reply!);
+      }
+      this.earlyReplies = early;
+    } else {
+      this.applyFault(f);
+    }
     return this.mode !== 'data' && this.mode !== 'bdat';
   }
 
@@ -648,6 +664,12 @@ export class ServerSession {
 
     const lmtp = this.opts.protocol === 'lmtp';
     const n = lmtp ? tx.accepted.length : 1;
+    const early = this.earlyReplies;
+    if (early !== undefined) {
+      this.earlyReplies = undefined;
+      this.finishTransaction(tx, early);
+      return;
+    }
     let replies: string[];
     if (pipelined && !this.announced.has('PIPELINING') && this.opts.rejectUnauthPipelining) {
       this.record.pipeliningViolations++;
@@ -687,18 +709,31 @@ export class ServerSession {
         break;
       }
     }
+    this.countOutcome(delivered, failed);
+    if (answered) this.finishTransaction(tx);
+  }
+
+  /** Error bookkeeping after the end-of-data replies. */
+  private countOutcome(delivered: boolean, failed: number): void {
     if (!delivered && failed > 0) this.countError();
     if (delivered) {
       // "errors ... without delivering mail": a delivered message clears the counters.
       this.errorCount = 0;
       this.junkCount = 0;
     }
-    if (answered) {
-      tx.complete = true;
-      this.tx = undefined;
-      this.bdatError = undefined;
-      if (!this.detached) this.host.transactionEnded(tx);
+  }
+
+  /** The end of data was answered: the transaction is over (RFC 5321 §4.1.1.4). */
+  private finishTransaction(tx: ReceivedTransaction, earlyReplies?: string[]): void {
+    if (earlyReplies !== undefined) {
+      tx.replies.push(...earlyReplies);
+      const ok = earlyReplies.filter((r) => replyCode(r) >= 200 && replyCode(r) <= 299).length;
+      this.countOutcome(ok > 0, earlyReplies.length - ok);
     }
+    tx.complete = true;
+    if (this.tx === tx) this.tx = undefined;
+    this.bdatError = undefined;
+    if (!this.detached) this.host.transactionEnded(tx);
   }
 
   private bdat(arg: string, more: boolean): void {
@@ -727,6 +762,7 @@ export class ServerSession {
     this.bdatSize = size;
     this.bdatLast = last;
     this.transferFaultChecked = false;
+    this.earlyReplies = undefined;
     if (tx !== undefined && reject === undefined) {
       this.bdatChunk = tx.bdatChunks.length;
       if (this.bdatChunk === 0) {
@@ -765,6 +801,10 @@ export class ServerSession {
     if (this.bdatReject !== undefined || tx === undefined) {
       const reply = this.bdatReject ?? this.own('503 5.5.1 Error: need RCPT command');
       this.bdatReject = undefined;
+      if (this.earlyReplies !== undefined) {
+        this.earlyReplies = undefined;
+        return;
+      }
       // A refused chunk gets one reply, also BDAT LAST in LMTP (as DATA's 503, RFC 2033 §4.2).
       this.stepReply(step, reply, { chunk: this.bdatChunk });
       return;
@@ -778,7 +818,8 @@ export class ServerSession {
       return;
     }
     if (!this.bdatLast) {
-      this.stepReply('bdat', this.own(`250 2.0.0 ${this.bdatSize} octets received`), { chunk: this.bdatChunk }, false);
+      if (this.earlyReplies !== undefined) this.earlyReplies = undefined;
+      else this.stepReply('bdat', this.own(`250 2.0.0 ${this.bdatSize} octets received`), { chunk: this.bdatChunk }, false);
       return;
     }
     this.endOfData(pipelined);

@@ -174,7 +174,7 @@ describe('reply', () => {
     expect(outcomes).toEqual(['250', '554', '250']);
   });
 
-  it('at bdat for chunk 1 and at data-transfer (an unsolicited early reply)', async () => {
+  it('at bdat for chunk 1, and at data-transfer: an early reply in place of the end-of-data reply', async () => {
     const s = await boot([
       { step: 'bdat', action: 'reply', chunk: 1, reply: '452 4.3.1 out of space' },
       { step: 'data-transfer', action: 'reply', chunk: 2, reply: '250 2.0.0 early' },
@@ -187,7 +187,24 @@ describe('reply', () => {
     c.write('BDAT 2 LAST\r\nc');
     expect(await c.readReply()).toBe('250 2.0.0 early');
     c.write('d');
-    expect(await c.readReply()).toMatch(/^250 2\.0\.0 Ok: queued/);
+    expect(await c.quiet(50)).toBe('');
+    expect(s.transactions[0]).toMatchObject({ complete: true, replies: ['250 2.0.0 early'], bdatChunks: [1, 1, 2], size: 4 });
+    expect(await c.command('NOOP')).toBe('250 2.0.0 Ok');
+  });
+
+  it('at data-transfer in LMTP: one early reply per accepted recipient', async () => {
+    const s = await boot([{ step: 'data-transfer', action: 'reply', reply: '452 4.2.2 over quota' }], { protocol: 'lmtp' });
+    const c = await RawClient.connect(s);
+    await c.readReply();
+    await c.command('LHLO x');
+    c.write('MAIL FROM:<s@x>\r\nRCPT TO:<a@x>\r\nRCPT TO:<b@x>\r\nDATA\r\n');
+    await c.readReplies(4);
+    c.write('Subject: x\r\n');
+    expect(await c.readReplies(2)).toEqual(['452 4.2.2 over quota', '452 4.2.2 over quota']);
+    c.write('\r\nbody\r\n.\r\n');
+    expect(await c.command('MAIL FROM:<t@x>')).toBe('250 2.1.0 Ok');
+    expect(s.transactions[0]).toMatchObject({ complete: true, size: 20 });
+    expect(s.transactions[0]!.replies).toHaveLength(2);
   });
 
   it('at greeting, QUIT, RSET, NOOP, HELO, MAIL', async () => {
