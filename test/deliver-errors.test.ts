@@ -42,7 +42,7 @@ describe('deliver(): programmer errors reject before any I/O', () => {
 
   it('an unknown option name is a warning event, not an error', async () => {
     const events: DeliveryEvent[] = [];
-    const r = await deliver(env, '[127.0.0.1]:1', { onEvent: (e) => events.push(e), futureOption: true } as never);
+    const r = await deliver(env, '[127.0.0.1]:1', { onEvent: (e: DeliveryEvent) => events.push(e), futureOption: true } as never);
     expect(events.some((e) => e.type === 'warning' && e.message.includes('futureOption'))).toBe(true);
     expect(r.recipients).toHaveLength(1);
   });
