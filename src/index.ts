@@ -42,4 +42,4 @@ export { isEnhancedStatus, leadingEnhancedStatus, replyStatus, statusClass } fro
 
 // results
 export { RecipientLedger, type OutcomeContext, type LedgerOptions } from './results/ledger.js';
-export { describe as describeOutcome, type Described, type ServerIdentity } from './results/describe.js';
+export { describe as describeOutcome, type Described, type DescribeOptions, type ServerIdentity } from './results/describe.js';

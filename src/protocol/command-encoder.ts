@@ -6,7 +6,7 @@
  * nothing that is not valid RFC 5321 syntax, ever comes out of here.
  */
 import type { Capabilities } from './ehlo-parser.js';
-import { formatMailbox, parseMailbox } from './address.js';
+import { formatMailbox, parseMailbox, type ParsedMailbox } from './address.js';
 import { encodeUtf8AddrXtext, encodeXtext } from './xtext.js';
 
 export type EncodeResult = { ok: true; line: string } | { ok: false; reason: string };
@@ -47,12 +47,9 @@ const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 
 /** `MAIL FROM:<sender> [params]`, or why it cannot be sent. */
 export function encodeMailFrom(sender: string, params: MailFromParams, caps: Capabilities): EncodeResult {
-  const parsed = parseMailbox(sender, 'sender');
-  if (!parsed.ok) return { ok: false, reason: `bad sender address <${printableForReason(sender)}>: ${parsed.reason}` };
-  if (parsed.utf8 && !params.smtputf8) return { ok: false, reason: `sender address <${sender}> is not ASCII and SMTPUTF8 is not in use` };
-  const formatted = formatMailbox(parsed, params.quoteRfc821Envelope ?? true);
-  if (!formatted.ok) return { ok: false, reason: `bad sender address <${sender}>: ${formatted.reason}` };
-  let line = `MAIL FROM:<${formatted.text}>`;
+  const path = envelopePath(sender, 'sender', params);
+  if (!path.ok) return path;
+  let line = `MAIL FROM:<${path.text}>`;
   if (caps.sizeAnnounced && params.size !== undefined) {
     if (!Number.isSafeInteger(params.size) || params.size < 0) return { ok: false, reason: `bad message size ${params.size}` };
     line += ` SIZE=${params.size}`;
@@ -76,12 +73,10 @@ export function encodeMailFrom(sender: string, params: MailFromParams, caps: Cap
 
 /** `RCPT TO:<recipient> [params]`, or why it cannot be sent. */
 export function encodeRcptTo(recipient: string, params: RcptToParams, caps: Capabilities): EncodeResult {
-  const parsed = parseMailbox(recipient, 'recipient');
-  if (!parsed.ok) return { ok: false, reason: `bad recipient address <${printableForReason(recipient)}>: ${parsed.reason}` };
-  if (parsed.utf8 && !params.smtputf8) return { ok: false, reason: `recipient address <${recipient}> is not ASCII and SMTPUTF8 is not in use` };
-  const formatted = formatMailbox(parsed, params.quoteRfc821Envelope ?? true);
-  if (!formatted.ok) return { ok: false, reason: `bad recipient address <${recipient}>: ${formatted.reason}` };
-  let line = `RCPT TO:<${formatted.text}>`;
+  const path = envelopePath(recipient, 'recipient', params);
+  if (!path.ok) return path;
+  const { parsed, text } = path;
+  let line = `RCPT TO:<${text}>`;
   if (caps.dsn) {
     if (params.notify !== undefined) {
       const n = params.notify;
@@ -90,11 +85,26 @@ export function encodeRcptTo(recipient: string, params: RcptToParams, caps: Capa
       }
       line += ` NOTIFY=${n === 'NEVER' ? 'NEVER' : [...new Set(n)].join(',')}`;
     }
-    const orcpt = encodeOrcpt(params.orcpt, formatted.text, parsed.utf8, params.smtputf8 ?? false);
+    const orcpt = encodeOrcpt(params.orcpt, text, parsed.utf8, params.smtputf8 ?? false);
     if (!orcpt.ok) return orcpt;
     if (orcpt.value) line += ` ORCPT=${orcpt.value}`;
   }
   return checked(line);
+}
+
+/** The address as it goes between `<` and `>`, or why it cannot go at all. */
+function envelopePath(
+  address: string,
+  role: 'sender' | 'recipient',
+  params: { smtputf8?: boolean; quoteRfc821Envelope?: boolean },
+): { ok: true; parsed: ParsedMailbox; text: string } | { ok: false; reason: string } {
+  const parsed = parseMailbox(address, role);
+  const shown = printableForReason(address);
+  if (!parsed.ok) return { ok: false, reason: `bad ${role} address <${shown}>: ${parsed.reason}` };
+  if (parsed.utf8 && !params.smtputf8) return { ok: false, reason: `${role} address <${shown}> is not ASCII and SMTPUTF8 is not in use` };
+  const formatted = formatMailbox(parsed, params.quoteRfc821Envelope ?? true);
+  if (!formatted.ok) return { ok: false, reason: `bad ${role} address <${shown}>: ${formatted.reason}` };
+  return { ok: true, parsed, text: formatted.text };
 }
 
 function encodeOrcpt(

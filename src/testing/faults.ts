@@ -58,11 +58,15 @@ export interface Fault {
   /** For `reply`: the reply to send instead (multi-line with `\n`, e.g. `"250-a\n250 b"`). */
   reply?: string;
   /**
-   * Only for this RCPT: 0-based index of the RCPT command within the transaction, or the address.
-   * For `dot` in LMTP: which accepted recipient's reply (index in accepted order, or address).
+   * Only for this RCPT: 0-based index of the RCPT command within the transaction, or the address
+   * (angle brackets optional, case-insensitive). For `dot` in LMTP: which accepted recipient's
+   * reply (index in accepted order, or address). Ignored at steps without a recipient.
    */
   rcpt?: number | string;
-  /** For `bdat` and `data-transfer`: 0-based BDAT chunk index (a DATA body is chunk 0). */
+  /**
+   * For `bdat` and `data-transfer`: 0-based BDAT chunk index (a DATA body is chunk 0). Ignored
+   * at steps without a chunk.
+   */
   chunk?: number;
   /** Only in the Nth accepted connection (0-based). Default: every connection. */
   session?: number;
@@ -142,14 +146,15 @@ export class FaultBook {
 function matches(f: Fault, p: FaultPoint): boolean {
   if (f.step !== p.step) return false;
   if (f.session !== undefined && f.session !== p.session) return false;
-  if (f.rcpt !== undefined) {
+  // A filter for a detail the point does not have (rcpt at MAIL, at an SMTP 'dot') is ignored.
+  if (f.rcpt !== undefined && (p.rcptIndex !== undefined || p.address !== undefined)) {
     if (typeof f.rcpt === 'number') {
       if (p.rcptIndex !== f.rcpt) return false;
     } else if (p.address === undefined || stripBrackets(f.rcpt).toLowerCase() !== p.address.toLowerCase()) {
       return false;
     }
   }
-  if (f.chunk !== undefined && f.chunk !== (p.chunk ?? 0)) return false;
+  if (f.chunk !== undefined && p.chunk !== undefined && f.chunk !== p.chunk) return false;
   return true;
 }
 

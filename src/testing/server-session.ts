@@ -31,6 +31,8 @@ export interface SessionHost {
   transactionEnded(tx: ReceivedTransaction): void;
   /** The socket closed. */
   sessionEnded(session: ServerSession): void;
+  /** A scripting callback threw, or the server itself failed. */
+  reportError(err: unknown): void;
 }
 
 type Mode =
@@ -113,9 +115,9 @@ export class ServerSession {
     this.attach(socket);
     if (this.opts.wrapperMode) {
       // Postfix smtpd_tls_wrappermode: TLS from the first octet, greeting after the handshake.
-      this.startTls(() => this.greet());
+      this.startTls(() => this.guard(() => this.greet()));
     } else {
-      this.greet();
+      this.guard(() => this.greet());
     }
   }
 
@@ -165,7 +167,7 @@ export class ServerSession {
   };
 
   private readonly onTimeout = (): void => {
-    if (this.mode === 'stalled' || this.mode === 'closed') return;
+    if (this.mode === 'stalled' || this.mode === 'closed' || this.ended) return;
     if (this.mode === 'handshake') {
       this.closing ??= 'server';
       this.socket.destroy();
@@ -185,16 +187,45 @@ export class ServerSession {
     if (this.mode === 'stalled' || this.mode === 'closed' || this.mode === 'handshake') return;
     this.readHadCommand = false;
     let pos = 0;
-    while (pos < chunk.length) {
-      const m = this.mode;
-      if (m === 'data') pos = this.consumeData(chunk, pos);
-      else if (m === 'bdat') pos = this.consumeBdat(chunk, pos);
-      else if (m === 'command' || m === 'sasl') pos = this.consumeLine(chunk, pos);
-      else break;
-    }
+    this.guard(() => {
+      while (pos < chunk.length) {
+        const m = this.mode;
+        if (m === 'data') pos = this.consumeData(chunk, pos);
+        else if (m === 'bdat') pos = this.consumeBdat(chunk, pos);
+        else if (m === 'command' || m === 'sasl') pos = this.consumeLine(chunk, pos);
+        else break;
+      }
+    });
     if (this.readHadCommand) this.record.reads++;
     this.flush();
   };
+
+  /** Run server code; a bug in it ends this session with a 421, never the process. */
+  private guard(f: () => void): void {
+    try {
+      f();
+    } catch (err) {
+      this.host.reportError(err);
+      if (this.mode !== 'closed' && !this.ended) {
+        this.send(`421 4.3.0 ${this.opts.hostname} Error: internal test server error`);
+        this.closeGracefully('server');
+      }
+    }
+  }
+
+  /**
+   * Call a scripting callback. When it throws, the error is reported to the server
+   * (`server.errors`) and the client gets a 451 instead.
+   */
+  private script<T>(f: () => T): T | string {
+    try {
+      return f();
+    } catch (err) {
+      this.host.reportError(err);
+      const msg = err instanceof Error ? err.message : String(err);
+      return `451 4.3.0 Error: test script failed: ${msg.replace(/[\r\n]+/g, ' ')}`;
+    }
+  }
 
   /** Write every queued reply in one write. Pauses reading while the client does not read. */
   private flush(): void {
@@ -507,11 +538,10 @@ export class ServerSession {
       return;
     }
     const index = this.txCount;
-    const script = o.onMail?.(parsed.address, parsed.params.slice(), {
-      session: this.record.index,
-      transaction: index,
-      accepted: [],
-    });
+    const onMail = o.onMail;
+    const script = onMail
+      ? this.script(() => onMail(parsed.address, parsed.params.slice(), { session: this.record.index, transaction: index, accepted: [] }))
+      : undefined;
     const sent = this.stepReply('mail', script ?? this.own('250 2.1.0 Ok'));
     if (sent === undefined || replyCode(sent) < 200 || replyCode(sent) > 299) return;
     this.txCount++;
@@ -570,7 +600,8 @@ export class ServerSession {
       if (parsed !== undefined) tx.rcpts.push({ address: parsed.address, params: parsed.params, reply: sent ?? '' });
       return;
     }
-    const script = o.onRcpt?.(parsed.address, parsed.params.slice(), this.ctx(rcptIndex));
+    const onRcpt = o.onRcpt;
+    const script = onRcpt ? this.script(() => onRcpt(parsed.address, parsed.params.slice(), this.ctx(rcptIndex))) : undefined;
     const sent = this.stepReply('rcpt', script ?? this.own('250 2.1.5 Ok'), point);
     tx.rcpts.push({ address: parsed.address, params: parsed.params, reply: sent ?? '' });
     if (sent !== undefined && replyCode(sent) >= 200 && replyCode(sent) <= 299) tx.accepted.push(parsed.address);
@@ -678,7 +709,8 @@ export class ServerSession {
       // RFC 1870 §6.3: the message went over the announced SIZE.
       replies = fill(n, this.own('552 5.3.4 Error: message file too big'));
     } else {
-      const script = this.opts.onData?.(tx, this.ctx());
+      const onData = this.opts.onData;
+      const script = onData ? this.script(() => onData(tx, this.ctx())) : undefined;
       replies = [];
       for (let i = 0; i < n; i++) {
         const s = Array.isArray(script) ? script[i] : script;
@@ -998,7 +1030,8 @@ export class ServerSession {
         return;
       case 'verify': {
         s.username = step.attempt.username;
-        const decision = this.opts.onAuth?.(step.attempt, this.ctx());
+        const onAuth = this.opts.onAuth;
+        const decision = onAuth ? this.script(() => onAuth(step.attempt, this.ctx())) : undefined;
         let reply: string;
         if (typeof decision === 'string') reply = decision;
         else {

@@ -44,6 +44,12 @@ export class TestServer implements SessionHost {
   transactions: ReceivedTransaction[] = [];
   /** One record per accepted connection, in accept order. */
   sessions: ServerSessionRecord[] = [];
+  /**
+   * Errors thrown by scripting callbacks (the client got a 451 instead) or, should it ever
+   * happen, inside the server (the session got a 421 and was closed). A test can assert that
+   * this stays empty.
+   */
+  errors: unknown[] = [];
 
   /** @internal */
   options: ResolvedOptions;
@@ -197,6 +203,7 @@ export class TestServer implements SessionHost {
     for (const s of this.live) s.detach();
     this.sessions = [];
     this.transactions = [];
+    this.errors = [];
     this.faults.resetCounts();
   }
 
@@ -232,6 +239,11 @@ export class TestServer implements SessionHost {
   /** @internal */
   transactionEnded(): void {
     this.checkWaiters();
+  }
+
+  /** @internal */
+  reportError(err: unknown): void {
+    if (this.errors.length < 1000) this.errors.push(err);
   }
 
   /** @internal */
