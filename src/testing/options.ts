@@ -117,6 +117,12 @@ export interface TestServerOptions {
   faults?: Fault[];
   /** Keep only the size and a SHA-256 of each received message, not its octets. */
   discardData?: boolean;
+  /**
+   * Keep at most this many octets of one message; a longer message is still received, sized,
+   * hashed and answered, but its `data` is left out (memory stays bounded whatever a client
+   * sends). Default 512 MiB. A SIZE limit, when announced, is a lower cap.
+   */
+  maxKeptData?: number;
   /** Postfix `smtpd_recipient_limit`: further RCPTs get `452 4.5.3 Error: too many recipients`. Default 1000. */
   maxRecipients?: number;
   /**
@@ -171,6 +177,7 @@ export interface ResolvedOptions {
   users: Record<string, string> | undefined;
   tlsAuthOnly: boolean;
   discardData: boolean;
+  maxKeptData: number;
   maxRecipients: number;
   hardErrorLimit: number;
   junkCommandLimit: number;
@@ -220,6 +227,7 @@ export function resolveOptions(o: TestServerOptions): ResolvedOptions {
     users: o.users,
     tlsAuthOnly: o.tlsAuthOnly ?? false,
     discardData: o.discardData ?? false,
+    maxKeptData: nonNegative('maxKeptData', o.maxKeptData ?? 512 * 1024 * 1024),
     maxRecipients: nonNegative('maxRecipients', o.maxRecipients ?? 1000),
     hardErrorLimit: nonNegative('hardErrorLimit', o.hardErrorLimit ?? 20),
     junkCommandLimit: nonNegative('junkCommandLimit', o.junkCommandLimit ?? 100),

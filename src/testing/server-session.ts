@@ -46,6 +46,8 @@ type Mode =
 
 /** Postfix `smtpd_recipient_overshoot_limit`: excess RCPTs that do not count as errors. */
 const RECIPIENT_OVERSHOOT_LIMIT = 1000;
+/** RCPT commands recorded per transaction at most (memory bound for a flood). */
+const MAX_RECORDED_RCPTS = 10_000;
 /** How long a server-side close waits for the client to close before it resets. */
 const LINGER_MS = 2000;
 /** Commands that must end a pipelined group (RFC 2920 §3.1), plus STARTTLS and AUTH. */
@@ -85,6 +87,8 @@ export class ServerSession {
   private errorCount = 0;
   private junkCount = 0;
   private overshoot = 0;
+  /** RCPTs of this transaction beyond MAX_RECORDED_RCPTS (not recorded). */
+  private rcptOverflow = 0;
 
   // Content transfer state.
   private sink: MessageSink | undefined;
@@ -565,6 +569,7 @@ export class ServerSession {
     }
     this.tx = tx;
     this.overshoot = 0;
+    this.rcptOverflow = 0;
     this.bdatError = undefined;
     if (!this.detached) this.host.transactionStarted(tx);
   }
@@ -577,7 +582,7 @@ export class ServerSession {
       return;
     }
     const parsed = parsePathArgument(arg, 'TO');
-    const rcptIndex = tx.rcpts.length;
+    const rcptIndex = tx.rcpts.length + this.rcptOverflow;
     const point = { rcptIndex, ...(parsed ? { address: parsed.address } : {}) };
     let error: string | undefined;
     let countError = true;
@@ -597,14 +602,19 @@ export class ServerSession {
     }
     if (error !== undefined || parsed === undefined) {
       const sent = this.stepReply('rcpt', error ?? '', point, countError);
-      if (parsed !== undefined) tx.rcpts.push({ address: parsed.address, params: parsed.params, reply: sent ?? '' });
+      if (parsed !== undefined) this.recordRcpt(tx, { address: parsed.address, params: parsed.params, reply: sent ?? '' });
       return;
     }
     const onRcpt = o.onRcpt;
     const script = onRcpt ? this.script(() => onRcpt(parsed.address, parsed.params.slice(), this.ctx(rcptIndex))) : undefined;
     const sent = this.stepReply('rcpt', script ?? this.own('250 2.1.5 Ok'), point);
-    tx.rcpts.push({ address: parsed.address, params: parsed.params, reply: sent ?? '' });
+    this.recordRcpt(tx, { address: parsed.address, params: parsed.params, reply: sent ?? '' });
     if (sent !== undefined && replyCode(sent) >= 200 && replyCode(sent) <= 299) tx.accepted.push(parsed.address);
+  }
+
+  private recordRcpt(tx: ReceivedTransaction, r: ReceivedTransaction['rcpts'][number]): void {
+    if (tx.rcpts.length < MAX_RECORDED_RCPTS) tx.rcpts.push(r);
+    else this.rcptOverflow++;
   }
 
   /** The reply to DATA or BDAT when no recipient was accepted. */
@@ -634,7 +644,8 @@ export class ServerSession {
 
   private startContent(tx: ReceivedTransaction): void {
     const limit = this.opts.extensions.size;
-    this.sink = new MessageSink(!this.opts.discardData, limit !== false && limit > 0 ? limit : Infinity);
+    const keep = Math.min(this.opts.maxKeptData, limit !== false && limit > 0 ? limit : Infinity);
+    this.sink = new MessageSink(!this.opts.discardData, keep);
     tx.size = 0;
     this.transferFaultChecked = false;
     this.earlyReplies = undefined;
@@ -686,7 +697,8 @@ export class ServerSession {
     const tx = this.tx!;
     const sink = this.sink!;
     this.sink = undefined;
-    const overLimit = sink.overLimit;
+    const sizeLimit = this.opts.extensions.size;
+    const overLimit = sizeLimit !== false && sizeLimit > 0 && sink.size > sizeLimit;
     const m = sink.finish();
     tx.size = m.size;
     tx.sha256 = m.sha256;

@@ -145,6 +145,7 @@ export class TestServer implements SessionHost {
       rejectUnauthPipelining: patch.rejectUnauthPipelining ?? current.rejectUnauthPipelining,
       tlsAuthOnly: patch.tlsAuthOnly ?? current.tlsAuthOnly,
       discardData: patch.discardData ?? current.discardData,
+      maxKeptData: patch.maxKeptData ?? current.maxKeptData,
       maxRecipients: patch.maxRecipients ?? current.maxRecipients,
       hardErrorLimit: patch.hardErrorLimit ?? current.hardErrorLimit,
       junkCommandLimit: patch.junkCommandLimit ?? current.junkCommandLimit,

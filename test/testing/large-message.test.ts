@@ -72,6 +72,18 @@ describe('large messages', () => {
     expect(tx.data).toBeUndefined();
   });
 
+  it('stops keeping octets beyond maxKeptData but still answers, sizes and hashes', async () => {
+    server = await TestServer.start({ maxKeptData: 1000 });
+    const c = await RawClient.connect(server);
+    await c.readReply();
+    c.write('EHLO x\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\nBDAT 5000 LAST\r\n' + 'z'.repeat(5000));
+    expect((await c.readReplies(4))[3]).toMatch(/^250 2\.0\.0 Ok: queued/);
+    const tx = server.transactions[0]!;
+    expect(tx.data).toBeUndefined();
+    expect(tx.size).toBe(5000);
+    expect(tx.sha256).toBe(createHash('sha256').update('z'.repeat(5000)).digest('hex'));
+  });
+
   it('keeps the octets without discardData (8 MB)', async () => {
     server = await TestServer.start();
     const c = await RawClient.connect(server);
