@@ -12,10 +12,11 @@ import { announcedKeywords, ehloKeywords, ehloReply } from './ehlo.js';
 import { DEFAULT_GARBAGE, type Fault, type FaultBook, type FaultPoint, type Step } from './faults.js';
 import { LineReader } from './line-reader.js';
 import { MessageSink } from './message-sink.js';
-import type { ResolvedOptions, ScriptContext } from './options.js';
+import type { AuthAttempt, ResolvedOptions, ScriptContext } from './options.js';
 import { newSessionRecord, type ReceivedTransaction, type ServerSessionRecord } from './recorded.js';
 import { encodeReply, replyCode, replyLines, stripEnhancedCodes } from './reply.js';
-import { createSaslMechanism, decodeSaslBase64, type SaslMechanism, type SaslStep } from './sasl-server.js';
+import { SaslExchange, type ExchangeOutcome } from './sasl-exchange.js';
+import { createSaslMechanism } from './sasl-server.js';
 import { checkMailParams, checkRcptParams, hasNonAscii, parsePathArgument, splitParam } from './smtp-args.js';
 
 /** What a session needs from its server. */
@@ -54,16 +55,6 @@ const LINGER_MS = 2000;
 const GROUP_ENDERS = new Set(['EHLO', 'HELO', 'LHLO', 'DATA', 'VRFY', 'EXPN', 'NOOP', 'STARTTLS', 'AUTH', 'TURN']);
 /** Commands subject to `rejectUnauthPipelining` (Postfix checks them at sender, recipient and data restrictions). */
 const PIPELINING_CHECKED = new Set(['MAIL', 'RCPT', 'DATA']);
-
-interface SaslState {
-  mechanism: string;
-  mech: SaslMechanism;
-  username?: string;
-  /** After verify: the final reply to send once the extra 334 has been answered. */
-  finalReply?: string;
-  /** After verify: whether the final reply is a success. */
-  success?: boolean;
-}
 
 export class ServerSession {
   readonly record: ServerSessionRecord;
@@ -105,7 +96,7 @@ export class ServerSession {
   /** Replies a `data-transfer` reply fault already sent for the content being read. */
   private earlyReplies: string[] | undefined;
 
-  private sasl: SaslState | undefined;
+  private sasl: SaslExchange | undefined;
 
   constructor(
     socket: Socket,
@@ -996,78 +987,40 @@ export class ServerSession {
       this.finishAuth(mechanism, undefined, this.own('504 5.5.4 Unrecognized authentication type'), false);
       return;
     }
-    this.sasl = { mechanism, mech };
-    let decoded: Buffer | undefined;
-    if (initial !== undefined) {
-      decoded = decodeSaslBase64(initial);
-      if (decoded === undefined) {
-        this.finishAuth(mechanism, undefined, this.own('501 5.5.2 Cannot decode response'), false);
-        return;
-      }
-    }
-    this.saslStep(mech.start(decoded));
+    this.sasl = new SaslExchange(mechanism, mech, {
+      decide: (attempt) => this.decideAuth(attempt),
+      own: (text) => this.own(text),
+    });
+    this.saslOutcome(this.sasl.start(initial));
   }
 
   private saslResponse(line: string): void {
-    const s = this.sasl!;
     this.transcript(`C: ${line}`);
-    // RFC 4954 §4: "*" cancels the exchange.
-    if (line === '*') {
-      this.finishAuth(s.mechanism, s.username, this.own('501 5.7.0 Authentication aborted'), false);
-      return;
-    }
-    if (s.finalReply !== undefined) {
-      // The client answered the extra 334 (server-final data or the OAuth error JSON).
-      this.finishAuth(s.mechanism, s.username, s.finalReply, s.success === true);
-      return;
-    }
-    const decoded = decodeSaslBase64(line);
-    if (decoded === undefined) {
-      this.finishAuth(s.mechanism, s.username, this.own('501 5.5.2 Cannot decode response'), false);
-      return;
-    }
-    this.saslStep(s.mech.next(decoded));
+    this.saslOutcome(this.sasl!.response(line));
   }
 
-  private saslStep(step: SaslStep): void {
-    const s = this.sasl!;
-    switch (step.kind) {
-      case 'challenge':
-        this.mode = 'sasl';
-        this.reader.sasl = true;
-        this.send(`334 ${step.data}`);
-        return;
-      case 'fail':
-        this.finishAuth(s.mechanism, s.username, this.own(step.reply), false);
-        return;
-      case 'verify': {
-        s.username = step.attempt.username;
-        const onAuth = this.opts.onAuth;
-        const decision = onAuth ? this.script(() => onAuth(step.attempt, this.ctx())) : undefined;
-        let reply: string;
-        if (typeof decision === 'string') reply = decision;
-        else {
-          const users = this.opts.users;
-          const ok = decision ?? (step.attempt.verified ?? (users === undefined || step.attempt.mechanism === 'ANONYMOUS'));
-          reply = this.own(ok ? '235 2.7.0 Authentication successful' : '535 5.7.8 Error: authentication failed: authentication failure');
-        }
-        const success = replyCode(reply) === 235;
-        const extra = success ? step.successData : step.failureData;
-        if (extra !== undefined) {
-          s.finalReply = reply;
-          s.success = success;
-          this.mode = 'sasl';
-          this.reader.sasl = true;
-          this.send(`334 ${extra}`);
-          return;
-        }
-        this.finishAuth(s.mechanism, s.username, reply, success);
-        return;
-      }
+  private saslOutcome(o: ExchangeOutcome): void {
+    if (o.kind === 'challenge') {
+      this.mode = 'sasl';
+      this.reader.sasl = true;
+      this.send(o.line);
+      return;
     }
+    const s = this.sasl!;
+    this.finishAuth(s.mechanism, s.username, o.reply, o.success);
+  }
+
+  /** onAuth, else the users table, else accept (ANONYMOUS always, when enabled). */
+  private decideAuth(attempt: AuthAttempt): string {
+    const onAuth = this.opts.onAuth;
+    const decision = onAuth ? this.script(() => onAuth(attempt, this.ctx())) : undefined;
+    if (typeof decision === 'string') return decision;
+    const ok = decision ?? attempt.verified ?? (this.opts.users === undefined || attempt.mechanism === 'ANONYMOUS');
+    return this.own(ok ? '235 2.7.0 Authentication successful' : '535 5.7.8 Error: authentication failed: authentication failure');
   }
 
   private finishAuth(mechanism: string, username: string | undefined, reply: string, success: boolean): void {
+    this.sasl = undefined;
     this.endSasl();
     const sent = this.stepReply('auth', reply, {}, true);
     const attempt: ServerSessionRecord['authAttempts'][number] = { mechanism, reply: sent ?? '' };
