@@ -26,7 +26,7 @@ interface Waiter {
   abandon?: (why: string) => void;
 }
 
-export class TestServer implements SessionHost {
+export class TestServer {
   /** The TCP port, or undefined for a unix socket. */
   readonly port: number | undefined;
   /** The bind address (`'localhost'` for a unix socket). */
@@ -51,14 +51,12 @@ export class TestServer implements SessionHost {
    */
   errors: unknown[] = [];
 
-  /** @internal */
-  options: ResolvedOptions;
-  /** @internal */
-  readonly faults: FaultBook;
-  /** @internal */
-  readonly secureContext: SecureContext | undefined;
-  /** @internal */
-  readonly requestCert: boolean;
+  private options: ResolvedOptions;
+  private readonly faults: FaultBook;
+  private readonly secureContext: SecureContext | undefined;
+  private readonly requestCert: boolean;
+  /** What sessions see of their server. */
+  private readonly sessionHost: SessionHost;
 
   private readonly listener: Server;
   private readonly live = new Set<ServerSession>();
@@ -86,6 +84,26 @@ export class TestServer implements SessionHost {
     if (address.path !== undefined) this.destination = `unix:${address.path}`;
     else if (address.host.includes(':')) this.destination = `[ipv6:${address.host}]:${address.port}`;
     else this.destination = `[${address.host}]:${address.port}`;
+    const server = this;
+    this.sessionHost = {
+      get options() {
+        return server.options;
+      },
+      faults,
+      secureContext,
+      requestCert,
+      transactionStarted: (tx) => {
+        this.transactions.push(tx);
+      },
+      transactionEnded: () => this.checkWaiters(),
+      reportError: (err) => {
+        if (this.errors.length < 1000) this.errors.push(err);
+      },
+      sessionEnded: (session) => {
+        this.live.delete(session);
+        this.checkWaiters();
+      },
+    };
     listener.on('connection', (socket: Socket) => this.accept(socket));
   }
 
@@ -230,29 +248,6 @@ export class TestServer implements SessionHost {
     return this.closePromise;
   }
 
-  // ---------------------------------------------------------------- SessionHost
-
-  /** @internal */
-  transactionStarted(tx: ReceivedTransaction): void {
-    this.transactions.push(tx);
-  }
-
-  /** @internal */
-  transactionEnded(): void {
-    this.checkWaiters();
-  }
-
-  /** @internal */
-  reportError(err: unknown): void {
-    if (this.errors.length < 1000) this.errors.push(err);
-  }
-
-  /** @internal */
-  sessionEnded(session: ServerSession): void {
-    this.live.delete(session);
-    this.checkWaiters();
-  }
-
   // ---------------------------------------------------------------- internals
 
   private accept(socket: Socket): void {
@@ -261,7 +256,7 @@ export class TestServer implements SessionHost {
       return;
     }
     socket.setNoDelay(true);
-    const session = new ServerSession(socket, this.sessions.length, this);
+    const session = new ServerSession(socket, this.sessions.length, this.sessionHost);
     this.sessions.push(session.record);
     this.live.add(session);
   }
