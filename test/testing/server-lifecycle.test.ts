@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { TestServer } from '../../src/testing/index.js';
 import { isLoopback } from '../../src/testing/loopback.js';
@@ -72,13 +73,14 @@ describe('binding', () => {
   it('removes a stale unix socket, but not a live one or a regular file', async () => {
     const path = sock('stale');
     rmSync(path, { force: true });
-    // a socket file left behind by a dead listener
-    const dead = createServer();
-    await new Promise<void>((r) => dead.listen(path, r));
-    // Node unlinks on close; recreate a stale file by listening and not closing cleanly
-    const s1 = await TestServer.start({ path }).catch((e: Error) => e);
-    expect(s1).toBeInstanceOf(Error); // live: EADDRINUSE
-    await new Promise<void>((r) => dead.close(() => r()));
+    // a live listener's socket is left alone
+    const live = createServer();
+    await new Promise<void>((r) => live.listen(path, r));
+    await expect(TestServer.start({ path })).rejects.toThrow(/EADDRINUSE/);
+    await new Promise<void>((r) => live.close(() => r()));
+    // a socket file left behind by a killed process is removed
+    spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+    expect(lstatSync(path).isSocket()).toBe(true);
     const s2 = await TestServer.start({ path });
     expect(existsSync(path)).toBe(true);
     await s2.close();

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { X509Certificate, createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { connect as tlsConnect } from 'node:tls';
 import { TestServer, testCertificate, type TestServerOptions } from '../../src/testing/index.js';
 import { RawClient } from './raw-client.js';
@@ -210,6 +210,39 @@ describe('AUTH (RFC 4954)', () => {
     await c2.readReply();
     await c2.command('EHLO x');
     expect(await c2.command(`AUTH PLAIN ${b64('\0x\0y')}`)).toBe('235 2.7.0 Authentication successful');
+  });
+});
+
+describe('client certificates and EXTERNAL (RFC 4422 App. A)', () => {
+  it('records the client certificate and authenticates with it', async () => {
+    const { s, c } = await start({
+      tls: { ...testCertificate, requestCert: true },
+      extensions: { starttls: true, auth: ['EXTERNAL'] },
+    });
+    await c.command('EHLO x');
+    await c.command('STARTTLS');
+    const plain = c.socket;
+    plain.removeAllListeners('data');
+    // RawClient.startTls has no client certificate option; do it here
+    const secure = tlsConnect({ socket: plain, ca: testCertificate.cert, key: testCertificate.key, cert: testCertificate.cert, checkServerIdentity: () => undefined });
+    await new Promise<void>((r, j) => {
+      secure.once('secureConnect', r);
+      secure.once('error', j);
+    });
+    const lines: string[] = [];
+    secure.on('data', (d) => lines.push(d.toString()));
+    const ask = async (line: string): Promise<string> => {
+      const n = lines.length;
+      secure.write(`${line}\r\n`);
+      for (let i = 0; i < 100 && lines.length === n; i++) await new Promise((r) => setTimeout(r, 10));
+      return lines.slice(n).join('').trim();
+    };
+    expect(await ask('EHLO x')).toContain('250-AUTH EXTERNAL');
+    expect(await ask('AUTH EXTERNAL =')).toBe('235 2.7.0 Authentication successful');
+    const fp = createHash('sha256').update(new X509Certificate(testCertificate.cert).raw).digest('hex');
+    expect(s.sessions[0]!.tlsInfo!.peerCertificateSha256).toBe(fp);
+    expect(s.sessions[0]!.auth).toEqual({ mechanism: 'EXTERNAL', username: fp });
+    secure.destroy();
   });
 });
 
