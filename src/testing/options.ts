@@ -114,6 +114,7 @@ export interface TestServerOptions {
   users?: Record<string, string>;
   /** Do not announce or accept AUTH before STARTTLS (Postfix `smtpd_tls_auth_only`). Default false. */
   tlsAuthOnly?: boolean;
+  /** Scripted misbehavior; the first matching fault with uses left applies (see {@link Fault}). */
   faults?: Fault[];
   /** Keep only the size and a SHA-256 of each received message, not its octets. */
   discardData?: boolean;
