@@ -44,32 +44,62 @@ export class ContentEncoder {
     // Worst case: every byte doubles (bare CR, or "." after a line end), plus one fold per limit.
     const folds = this.limit > 0 ? Math.ceil(chunk.length / this.limit) + 1 : 0;
     const out = new Uint8Array(chunk.length * 2 + 4 + folds * 3);
+    const len = chunk.length;
     let o = 0;
-    let col = this.col;
-    let pendingCR = this.pendingCR;
-    let stuffed = 0;
-    let high = 0;
+    let i = 0;
+    // Runs without CR or LF are copied whole; the next CR and LF are found with indexOf and
+    // remembered, so a chunk is scanned once whatever its line ends.
+    let nextCR = -2;
+    let nextLF = -2;
+    if (this.pendingCR && len > 0) {
+      this.pendingCR = false;
+      out[o++] = CR;
+      out[o++] = LF;
+      this.size += 2;
+      this.col = 0;
+      if (chunk[0] === LF) i = 1;
+    }
+    while (i < len) {
+      if (nextCR !== -1 && nextCR < i) nextCR = chunk.indexOf(CR, i);
+      if (nextLF !== -1 && nextLF < i) nextLF = chunk.indexOf(LF, i);
+      let brk = len;
+      if (nextCR !== -1) brk = nextCR;
+      if (nextLF !== -1 && nextLF < brk) brk = nextLF;
+      if (brk > i) o = this.copyRun(chunk, i, brk, out, o);
+      if (brk === len) break;
+      if (chunk[brk] === CR) {
+        if (brk + 1 === len) {
+          this.pendingCR = true; // CR LF may straddle two chunks
+          break;
+        }
+        i = chunk[brk + 1] === LF ? brk + 2 : brk + 1;
+      } else {
+        i = brk + 1;
+      }
+      out[o++] = CR;
+      out[o++] = LF;
+      this.size += 2;
+      this.col = 0;
+    }
+    return out.subarray(0, o);
+  }
+
+  /** Copy a run with no CR or LF: dot-stuff at a line start, cut at the line length limit. */
+  private copyRun(chunk: Uint8Array, start: number, end: number, out: Uint8Array, o: number): number {
+    if (!this.eightBit) {
+      for (let k = start; k < end; k++) {
+        if (chunk[k]! & 0x80) {
+          this.eightBit = true;
+          break;
+        }
+      }
+    }
     const limit = this.limit;
-    const dotStuff = this.dotStuff;
-    for (let i = 0; i < chunk.length; i++) {
-      const b = chunk[i]!;
-      if (pendingCR) {
-        pendingCR = false;
-        out[o++] = CR;
-        out[o++] = LF;
-        col = 0;
-        if (b === LF) continue;
-      }
-      if (b === CR) {
-        pendingCR = true;
-        continue;
-      }
-      if (b === LF) {
-        out[o++] = CR;
-        out[o++] = LF;
-        col = 0;
-        continue;
-      }
+    let col = this.col;
+    let stuffed = 0;
+    let i = start;
+    const o0 = o;
+    while (i < end) {
       if (limit > 0 && col === limit) {
         out[o++] = CR;
         out[o++] = LF;
@@ -77,19 +107,19 @@ export class ContentEncoder {
         col = 1;
         this.folded++;
       }
-      if (col === 0 && b === DOT && dotStuff) {
+      if (col === 0 && this.dotStuff && chunk[i] === DOT) {
         out[o++] = DOT;
         stuffed++;
       }
-      out[o++] = b;
-      high |= b;
-      col++;
+      const take = limit > 0 ? Math.min(limit - col, end - i) : end - i;
+      out.set(chunk.subarray(i, i + take), o);
+      o += take;
+      col += take;
+      i += take;
     }
     this.col = col;
-    this.pendingCR = pendingCR;
-    if (high & 0x80) this.eightBit = true;
-    this.size += o - stuffed;
-    return out.subarray(0, o);
+    this.size += o - o0 - stuffed;
+    return o;
   }
 
   /** Flush: a pending CR, and CR LF after a last line that had no line end. */
