@@ -85,7 +85,10 @@ export interface TransactionInput {
   size?: number;
   /** Declared body type; detected for bytes. */
   body?: '7BIT' | '8BITMIME';
-  /** RFC 6531: 'auto' (default) asks for SMTPUTF8 when an address is not ASCII. */
+  /**
+   * RFC 6531: `true` asks for SMTPUTF8 (sent when the server has it); `'auto'` (default) asks
+   * when an address is not ASCII; `false` never (a non-ASCII address then cannot be sent).
+   */
   smtputf8?: boolean | 'auto';
   dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string };
   requireTls?: boolean;
@@ -664,8 +667,11 @@ export class ClientSession {
       const p = parseMailbox(a, a === input.sender ? 'sender' : 'recipient');
       return p.ok && p.utf8;
     });
-    const smtputf8 = input.smtputf8 !== false && utf8;
-    if (smtputf8 && !caps.smtputf8) {
+    // Postfix: SMTPUTF8 goes on MAIL when the sender asked for it and the server has it; when
+    // the server lacks it, delivery fails (5.6.7) only if UTF-8 is really present.
+    const requested = input.smtputf8 === true || ((input.smtputf8 ?? 'auto') === 'auto' && utf8);
+    const smtputf8 = requested && caps.smtputf8;
+    if (requested && utf8 && !caps.smtputf8) {
       this.markUnmarked({
         kind: 'local',
         reason: 'smtputf8-required',

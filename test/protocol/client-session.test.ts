@@ -234,6 +234,19 @@ describe('ClientSession: local decisions', () => {
     expect(kinds(r.outcomes)).toEqual(['local:smtputf8-required']);
   });
 
+  it('smtputf8: true with ASCII only: the keyword goes on MAIL when offered; no 5.6.7 when not', () => {
+    const on = run({}, tx(['a@x.org'], undefined, { smtputf8: true }), server(EHLO_FULL));
+    expect(on.transcript.find((l) => l.startsWith('C: MAIL'))).toMatch(/ SMTPUTF8$/);
+    const off = run({}, tx(['a@x.org'], undefined, { smtputf8: true }), server(EHLO_PIPE));
+    expect(off.transcript.find((l) => l.startsWith('C: MAIL'))).not.toMatch(/SMTPUTF8/);
+    expect(kinds(off.outcomes)).toEqual(['success:250']);
+  });
+
+  it('smtputf8: false with a UTF-8 recipient: that recipient cannot be sent (5.1.3)', () => {
+    const r = run({}, tx(['dörte@x.org', 'a@x.org'], undefined, { smtputf8: false }), server(EHLO_FULL));
+    expect(kinds(r.outcomes)).toEqual(['local:bad-recipient', 'success:250']);
+  });
+
   it('SMTPUTF8 needed and offered: the keyword goes on MAIL', () => {
     const r = run({}, tx(['dörte@x.org']), server(EHLO_FULL));
     expect(r.transcript.find((l) => l.startsWith('C: MAIL'))).toMatch(/ SMTPUTF8$/);
