@@ -1,0 +1,368 @@
+/**
+ * Helpers shared by the bench scripts: child receivers (bench/receiver.ts, Postfix smtp-sink),
+ * Postfix detection, free ports, statistics and argument parsing. Loopback only.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { createInterface } from 'node:readline';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+export const REPO_DIR = dirname(BENCH_DIR);
+
+// ---------------------------------------------------------------- arguments
+
+export function argValue(name: string, dflt: string): string;
+export function argValue(name: string): string | undefined;
+export function argValue(name: string, dflt?: string): string | undefined {
+  const argv = process.argv;
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === name) return argv[i + 1] ?? dflt;
+    if (a.startsWith(name + '=')) return a.slice(name.length + 1);
+  }
+  return dflt;
+}
+
+export function argFlag(name: string): boolean {
+  return process.argv.slice(2).includes(name);
+}
+
+export function argNumber(name: string, dflt: number): number {
+  const v = argValue(name);
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`${name} must be a number, not ${JSON.stringify(v)}`);
+  return n;
+}
+
+// ---------------------------------------------------------------- statistics
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  if (n === 0) return NaN;
+  return n % 2 === 1 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+}
+
+export function min(xs: number[]): number {
+  return xs.reduce((a, b) => Math.min(a, b), Infinity);
+}
+
+export function max(xs: number[]): number {
+  return xs.reduce((a, b) => Math.max(a, b), -Infinity);
+}
+
+export function mb(bytes: number): string {
+  return (bytes / 1024 / 1024).toFixed(1);
+}
+
+/** Render rows as an aligned text table. */
+export function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+// ---------------------------------------------------------------- ports and probes
+
+/** An unused loopback TCP port (bind 0, read, close). */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Connect, read the greeting, QUIT. Resolves with the greeting line, or undefined. */
+export function probeSmtp(host: string, port: number, timeoutMs = 1500): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port });
+    let buf = '';
+    const done = (v: string | undefined) => {
+      clearTimeout(t);
+      s.destroy();
+      resolve(v);
+    };
+    const t = setTimeout(() => done(undefined), timeoutMs);
+    s.on('error', () => done(undefined));
+    s.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      const m = /^(220[^\r\n]*)\r?\n/m.exec(buf);
+      if (m) {
+        s.write('QUIT\r\n');
+        done(m[1]);
+      } else if (/\r?\n/.test(buf)) done(undefined);
+    });
+  });
+}
+
+/** Wait until something accepts connections on host:port. */
+export async function waitForPort(host: string, port: number, timeoutMs = 5000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect({ host, port });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > until) throw new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+// ---------------------------------------------------------------- Postfix (test/interop peers)
+
+export interface PostfixPeers {
+  chunking: { host: string; port: number; greeting: string };
+  noChunking: { host: string; port: number; greeting: string };
+  source: string;
+}
+
+function hostPort(s: string): { host: string; port: number } {
+  const i = s.lastIndexOf(':');
+  return { host: s.slice(0, i), port: Number(s.slice(i + 1)) };
+}
+
+/**
+ * The interop Postfix (test/interop/peers.sh), when it is running: endpoints from the
+ * environment, else from $MAILWIRE_INTEROP_DIR/ports.env, else 127.0.0.1:11025 / 11026.
+ */
+export async function findPostfix(): Promise<PostfixPeers | undefined> {
+  const env: Record<string, string | undefined> = { ...process.env };
+  const dir = env.MAILWIRE_INTEROP_DIR ?? '/tmp/mailwire-interop';
+  let source = 'defaults';
+  const file = join(dir, 'ports.env');
+  if ((env.MAILWIRE_INTEROP_POSTFIX === undefined || env.MAILWIRE_INTEROP_POSTFIX_NOCHUNKING === undefined) && existsSync(file)) {
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      const m = /^(MAILWIRE_INTEROP_POSTFIX(?:_NOCHUNKING)?)=(.*)$/.exec(line.trim());
+      if (m && env[m[1]!] === undefined) env[m[1]!] = m[2]!;
+    }
+    source = file;
+  } else if (env.MAILWIRE_INTEROP_POSTFIX !== undefined) source = 'environment';
+  const a = hostPort(env.MAILWIRE_INTEROP_POSTFIX ?? '127.0.0.1:11025');
+  const b = hostPort(env.MAILWIRE_INTEROP_POSTFIX_NOCHUNKING ?? '127.0.0.1:11026');
+  if (!a.host.startsWith('127.') || !b.host.startsWith('127.')) return undefined; // loopback only
+  const [ga, gb] = await Promise.all([probeSmtp(a.host, a.port), probeSmtp(b.host, b.port)]);
+  if (!ga || !gb) return undefined;
+  return { chunking: { ...a, greeting: ga }, noChunking: { ...b, greeting: gb }, source };
+}
+
+// ---------------------------------------------------------------- child receivers
+
+export interface ChildReceiver {
+  kind: 'receiver.ts' | 'smtp-sink' | 'discard';
+  host: string;
+  port: number;
+  pid: number;
+  /** Human description for the report. */
+  describe: string;
+  /** receiver.ts: transaction lines so far. smtp-sink: empty. */
+  transactions: ReceiverTransaction[];
+  /** smtp-sink -c: the last counter line (`sess=… quit=… mesg=…`). */
+  lastCounters(): { sess: number; quit: number; mesg: number } | undefined;
+  /** Resolve when `n` transactions have been reported (receiver.ts) or counted (smtp-sink -c). */
+  waitForMessages(n: number, timeoutMs?: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface ReceiverTransaction {
+  session: number;
+  method: 'DATA' | 'BDAT' | 'RAW';
+  size: number;
+  sha256: string;
+  rcpts: number;
+  bdatChunks: number;
+}
+
+/** bench/receiver.ts (the mailwire test server) in its own Node process. */
+export async function startReceiver(opts: { chunking: boolean; pipelining?: boolean }): Promise<ChildReceiver> {
+  const args = ['--import', 'tsx', join(BENCH_DIR, 'receiver.ts'), '--exit-on-stdin-close'];
+  if (!opts.chunking) args.push('--no-chunking');
+  if (opts.pipelining === false) args.push('--no-pipelining');
+  const child = spawn(process.execPath, args, { cwd: REPO_DIR, stdio: ['pipe', 'pipe', 'inherit'] });
+  const transactions: ReceiverTransaction[] = [];
+  const waiters: Array<() => void> = [];
+  const listening = new Promise<{ host: string; port: number }>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`bench/receiver.ts exited with ${code} before listening`)));
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      let o: { event?: string } & Record<string, unknown>;
+      try {
+        o = JSON.parse(line) as typeof o;
+      } catch {
+        return;
+      }
+      if (o.event === 'listening') resolve({ host: o.host as string, port: o.port as number });
+      else if (o.event === 'transaction') {
+        transactions.push(o as unknown as ReceiverTransaction);
+        for (const w of waiters.splice(0)) w();
+      }
+    });
+  });
+  const { host, port } = await listening;
+  return {
+    kind: 'receiver.ts',
+    host,
+    port,
+    pid: child.pid!,
+    describe: `mailwire TestServer in a child process (bench/receiver.ts, pid ${child.pid}; ${opts.chunking ? 'CHUNKING+' : ''}${opts.pipelining === false ? 'no PIPELINING' : 'PIPELINING'}, discardData)`,
+    transactions,
+    lastCounters: () => undefined,
+    waitForMessages: (n, timeoutMs = 30_000) => waitUntil(() => transactions.length >= n, waiters, timeoutMs, `${n} transactions at bench/receiver.ts`),
+    stop: () => stopChild(child),
+  };
+}
+
+/**
+ * A raw TCP discard server (no SMTP) in a child Node process: counts the octets of each
+ * connection and reports them as a transaction (method 'RAW', no hash) when the client closes.
+ */
+export async function startDiscard(): Promise<ChildReceiver> {
+  const code = `
+    const net = require('node:net');
+    const srv = net.createServer((s) => {
+      let n = 0;
+      s.on('data', (d) => { n += d.length; });
+      s.on('end', () => { process.stdout.write(JSON.stringify({ event: 'transaction', session: 0, method: 'RAW', size: n, sha256: '', rcpts: 0, bdatChunks: 0 }) + '\\n'); s.end(); });
+      s.on('error', () => {});
+    });
+    srv.listen(0, '127.0.0.1', () => process.stdout.write(JSON.stringify({ event: 'listening', host: '127.0.0.1', port: srv.address().port }) + '\\n'));
+    process.stdin.on('end', () => process.exit(0)); process.stdin.resume();
+    process.on('SIGTERM', () => process.exit(0));`;
+  const child = spawn(process.execPath, ['-e', code], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const transactions: ReceiverTransaction[] = [];
+  const waiters: Array<() => void> = [];
+  const { host, port } = await new Promise<{ host: string; port: number }>((resolve, reject) => {
+    child.once('exit', (c) => reject(new Error(`discard server exited with ${c}`)));
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const o = JSON.parse(line) as { event: string } & Record<string, unknown>;
+      if (o.event === 'listening') resolve({ host: o.host as string, port: o.port as number });
+      else if (o.event === 'transaction') {
+        transactions.push(o as unknown as ReceiverTransaction);
+        for (const w of waiters.splice(0)) w();
+      }
+    });
+  });
+  return {
+    kind: 'discard',
+    host,
+    port,
+    pid: child.pid!,
+    describe: `raw TCP discard server in a child Node process (pid ${child.pid}; no SMTP)`,
+    transactions,
+    lastCounters: () => undefined,
+    waitForMessages: (n, timeoutMs = 30_000) => waitUntil(() => transactions.length >= n, waiters, timeoutMs, `${n} connections at the discard server`),
+    stop: () => stopChild(child),
+  };
+}
+
+/** Where Debian keeps smtp-sink / smtp-source. */
+export function findPostfixTool(name: 'smtp-sink' | 'smtp-source'): string | undefined {
+  for (const dir of ['/usr/sbin', '/usr/bin', '/usr/lib/postfix/sbin', '/usr/libexec/postfix', '/usr/local/sbin']) {
+    const p = join(dir, name);
+    if (existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+/**
+ * Postfix smtp-sink on a free loopback port. `dumpTemplate` (-d) captures each message to a
+ * file (LF line ends, smtp-sink headers first, an empty line last).
+ */
+export async function startSmtpSink(opts: { dumpTemplate?: string; extraArgs?: string[] } = {}): Promise<ChildReceiver> {
+  const bin = findPostfixTool('smtp-sink');
+  if (!bin) throw new Error('smtp-sink is not installed');
+  const port = await freePort();
+  const args = ['-c', '-t', '300'];
+  // smtp-sink refuses to run as root without -u
+  if (process.getuid?.() === 0) args.push('-u', 'nobody');
+  if (opts.dumpTemplate) args.push('-d', opts.dumpTemplate);
+  args.push(...(opts.extraArgs ?? []), `127.0.0.1:${port}`, '256');
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let counters: { sess: number; quit: number; mesg: number } | undefined;
+  let stderr = '';
+  const waiters: Array<() => void> = [];
+  let pending = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    pending += d.toString('latin1');
+    const parts = pending.split(/[\r\n]/);
+    pending = parts.pop() ?? '';
+    for (const p of parts.reverse()) {
+      const m = /sess=(\d+) quit=(\d+) mesg=(\d+)/.exec(p);
+      if (m) {
+        counters = { sess: Number(m[1]), quit: Number(m[2]), mesg: Number(m[3]) };
+        break;
+      }
+    }
+    for (const w of waiters.splice(0)) w();
+  });
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`smtp-sink exited with ${code}: ${stderr.trim()}`))));
+  exited.catch(() => {});
+  await Promise.race([waitForPort('127.0.0.1', port), exited]);
+  return {
+    kind: 'smtp-sink',
+    host: '127.0.0.1',
+    port,
+    pid: child.pid!,
+    describe: `Postfix smtp-sink (${bin} ${args.join(' ')}; pid ${child.pid})`,
+    transactions: [],
+    lastCounters: () => counters,
+    waitForMessages: (n, timeoutMs = 30_000) => waitUntil(() => (counters?.mesg ?? 0) >= n, waiters, timeoutMs, `${n} messages at smtp-sink`),
+    stop: () => stopChild(child),
+  };
+}
+
+function waitUntil(done: () => boolean, waiters: Array<() => void>, timeoutMs: number, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs);
+    const check = () => {
+      if (done()) {
+        clearTimeout(t);
+        resolve();
+      } else waiters.push(check);
+    };
+    check();
+  });
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(() => child.kill('SIGKILL'), 3000);
+    child.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/** Run a command to completion; resolve with its output and wall time. */
+export function run(cmd: string, args: string[], timeoutMs = 300_000): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString('latin1')));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString('latin1')));
+    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr, ms: performance.now() - t0 });
+    });
+  });
+}
