@@ -179,12 +179,35 @@ interface Transaction {
   chunk: Uint8Array[];
   chunkBytes: number;
   chunkFailed: boolean;
+  /** The adapter called contentEnd() (streams). */
+  contentDone: boolean;
+  /** Nothing more of the body goes out: "." or BDAT LAST was written, or the body was abandoned. */
   bodyEnded: boolean;
   early: Reply[]; // replies that arrived while the DATA body was being written
   lmtpDone: number; // LMTP end-of-data replies consumed
 }
 
 const CRLF = '\r\n';
+
+/** Take exactly `n` octets of buffered BDAT content, splitting a buffer when needed. */
+function takeBytes(tx: { chunk: Uint8Array[]; chunkBytes: number }, n: number): Uint8Array[] {
+  const parts: Uint8Array[] = [];
+  let left = n;
+  while (left > 0) {
+    const head = tx.chunk[0]!;
+    if (head.length <= left) {
+      parts.push(head);
+      tx.chunk.shift();
+      left -= head.length;
+    } else {
+      parts.push(head.subarray(0, left));
+      tx.chunk[0] = head.subarray(left);
+      left = 0;
+    }
+  }
+  tx.chunkBytes -= n;
+  return parts;
+}
 const encoder = new TextEncoder();
 
 export class ClientSession {
@@ -325,23 +348,30 @@ export class ClientSession {
   /** Message content (stream transactions), while `wantsContent`. */
   content(chunk: Uint8Array): void {
     const tx = this.tx;
-    if (!tx || tx.step !== 'body' || tx.bodyEnded || !tx.encoder) return;
+    if (!tx || tx.step !== 'body' || tx.bodyEnded || tx.contentDone || !tx.encoder) return;
     const encoded = tx.encoder.write(chunk);
-    if (tx.useBdat) this.bufferChunk(tx, encoded);
-    else if (encoded.length > 0) this.out.push(encoded);
+    if (tx.useBdat) {
+      if (encoded.length > 0) {
+        tx.chunk.push(encoded);
+        tx.chunkBytes += encoded.length;
+      }
+      this.pump();
+    } else if (encoded.length > 0) {
+      this.out.push(encoded);
+    }
   }
 
   /** End of the message (stream transactions). */
   contentEnd(): void {
     const tx = this.tx;
-    if (!tx || tx.step !== 'body' || tx.bodyEnded || !tx.encoder) return;
+    if (!tx || tx.step !== 'body' || tx.bodyEnded || tx.contentDone || !tx.encoder) return;
     const tail = tx.encoder.end();
-    tx.bodyEnded = true;
+    tx.contentDone = true;
     if (tx.useBdat) {
       if (tail.length > 0) tx.chunk.push(tail);
       tx.chunkBytes += tail.length;
-      this.flushChunk(tx, true);
     } else {
+      tx.bodyEnded = true;
       if (tail.length > 0) this.out.push(tail);
       this.sendLine('.', { kind: 'dot', bytes: 0 }, false);
       const early = tx.early;
@@ -391,9 +421,9 @@ export class ClientSession {
   /** True while the engine takes message content (`content()`). */
   get wantsContent(): boolean {
     const tx = this.tx;
-    if (!tx || tx.step !== 'body' || tx.bodyEnded || tx.input.content.kind !== 'stream') return false;
-    if (tx.useBdat && this.blockedByChunkReplies(tx)) return false;
-    return true;
+    if (!tx || tx.step !== 'body' || tx.bodyEnded || tx.contentDone || tx.input.content.kind !== 'stream') return false;
+    // BDAT: take more only while less than one chunk waits to be sent (bounded memory).
+    return !tx.useBdat || tx.chunkBytes <= this.config.bdatChunkSize;
   }
 
   /** True while a streamed body is still open (more content, or `contentEnd()`, is due). */
@@ -656,6 +686,7 @@ export class ClientSession {
       chunk: [],
       chunkBytes: 0,
       chunkFailed: false,
+      contentDone: false,
       bodyEnded: false,
       early: [],
       lmtpDone: 0,
@@ -792,13 +823,25 @@ export class ClientSession {
         case 'await-data':
           return;
         case 'body':
-          if (tx.useBdat && !tx.bodyEnded && (tx.chunkFailed || this.mustAbort(tx))) {
+          if (!tx.useBdat || tx.bodyEnded) return;
+          if (tx.chunkFailed || this.mustAbort(tx)) {
             // Stop between chunks: nothing more is worth sending (RFC 3030 §2).
             tx.bodyEnded = true;
             tx.step = 'abort';
             continue;
           }
-          return;
+          // Full chunks of exactly bdatChunkSize, then the rest as LAST once the content ended;
+          // without PIPELINING each chunk waits for the previous chunk's reply.
+          if (!pipelining && this.pending.length > 0) return;
+          if (tx.chunkBytes > this.config.bdatChunkSize) {
+            this.sendBdat(this.config.bdatChunkSize, false, takeBytes(tx, this.config.bdatChunkSize));
+            continue;
+          }
+          if (!tx.contentDone) return;
+          tx.bodyEnded = true;
+          this.sendBdat(tx.chunkBytes, true, takeBytes(tx, tx.chunkBytes));
+          tx.step = 'after-body';
+          continue;
         case 'after-body': {
           // Wait for the end-of-data reply(s); QUIT may follow "." at once with PIPELINING.
           if (this.config.quitAfterTransaction && !this.quitSent) {
@@ -857,35 +900,11 @@ export class ClientSession {
     this.events.push({ type: 'needContent' });
   }
 
-  private bufferChunk(tx: Transaction, encoded: Uint8Array): void {
-    if (encoded.length === 0) return;
-    tx.chunk.push(encoded);
-    tx.chunkBytes += encoded.length;
-    if (tx.chunkBytes >= this.config.bdatChunkSize) this.flushChunk(tx, false);
-  }
-
-  private flushChunk(tx: Transaction, last: boolean): void {
-    if (!last && tx.chunkBytes === 0) return;
-    const parts = tx.chunk;
-    const n = tx.chunkBytes;
-    tx.chunk = [];
-    tx.chunkBytes = 0;
-    this.sendBdat(n, last, parts);
-    if (last) tx.step = 'after-body';
-  }
-
   private sendBdat(n: number, last: boolean, parts: Uint8Array[]): void {
     const line = last ? `BDAT ${n} LAST` : `BDAT ${n}`;
     this.sendLine(line, { kind: last ? 'bdat-last' : 'bdat', bytes: 0 });
     for (const p of parts) this.out.push(p);
     if (n > 0) this.events.push({ type: 'send', line: `<${n} octets of message content>` });
-  }
-
-  /** Without PIPELINING, the next BDAT chunk waits for the previous chunk's reply. */
-  private blockedByChunkReplies(tx: Transaction): boolean {
-    if (tx.chunkFailed || tx.mailRejected) return true;
-    const pipelining = this.capabilities?.pipelining ?? false;
-    return !pipelining && this.pending.length > 0;
   }
 
   private endTransaction(tx: Transaction): void {

@@ -63,9 +63,23 @@ describe('ClientSession: SMTP with CHUNKING and PIPELINING', () => {
     const bdat = r.transcript.filter((l) => /^C: BDAT/.test(l));
     expect(bdat.length).toBeGreaterThan(2);
     expect(bdat[bdat.length - 1]).toMatch(/^C: BDAT \d+ LAST$/);
-    for (const l of bdat.slice(0, -1)) expect(Number(/BDAT (\d+)/.exec(l)![1])).toBeGreaterThanOrEqual(1000);
+    for (const l of bdat.slice(0, -1)) expect(l).toBe('C: BDAT 1000');
+    expect(Number(/BDAT (\d+)/.exec(bdat.at(-1)!)![1])).toBeGreaterThan(0); // never a needless BDAT 0 LAST
     expect(r.bodies[0]).toBe(chunks.join('').replace(/\n/g, '\r\n'));
     expect(kinds(r.outcomes)).toEqual(['success:250']);
+  });
+
+  it('splits one large input chunk into chunks of exactly bdatChunkSize; without PIPELINING, lock-step', () => {
+    const big = 'z'.repeat(99) + '\n';
+    const chunks = [big.repeat(50)]; // 5000 octets in one piece
+    for (const ehlo of [EHLO_FULL, ['250-mx.test', '250 CHUNKING']]) {
+      const r = run({ bdatChunkSize: 1024 }, tx(['a@x.org'], '', { content: { kind: 'stream' } }), server(ehlo), { chunks });
+      const bdat = r.transcript.filter((l) => /^C: BDAT/.test(l));
+      expect(bdat).toEqual(['C: BDAT 1024', 'C: BDAT 1024', 'C: BDAT 1024', 'C: BDAT 1024', 'C: BDAT 954 LAST']);
+      expect(r.bodies[0]).toBe(chunks[0]!.replace(/\n/g, '\r\n'));
+      expect(kinds(r.outcomes)).toEqual(['success:250']);
+      if (ehlo !== EHLO_FULL) expect(r.flights).toBe(2 + 1 + 5); // EHLO, MAIL, RCPT, then one flight per chunk
+    }
   });
 
   it('a failed intermediate chunk fails the accepted recipients, stops the body and sends RSET', () => {
