@@ -379,3 +379,48 @@ describe('ClientSession: STARTTLS seam', () => {
     expect(kinds(r.outcomes)).toEqual(['success:250']);
   });
 });
+
+describe('ClientSession: AUTH seam (mechanisms come with the SASL issue)', () => {
+  const EHLO_AUTH = ['250-mx.test', '250-PIPELINING', '250 AUTH PLAIN LOGIN'];
+  const plain = { name: 'PLAIN', start: () => new TextEncoder().encode('\0user\0secret'), next: () => new Error('unexpected challenge') };
+  const login = {
+    name: 'LOGIN',
+    start: () => undefined,
+    next: (c: Uint8Array) => new TextEncoder().encode(new TextDecoder().decode(c) === 'Username:' ? 'user' : 'secret'),
+  };
+
+  it('sends the initial response inline, redacted in the transcript, then the transaction', () => {
+    const r = run({ sasl: () => plain }, tx(['a@x.org']), server(EHLO_AUTH, { AUTH: () => '235 2.7.0 ok' }));
+    expect(r.transcript).toContain('C: AUTH PLAIN <credentials>');
+    expect(kinds(r.outcomes)).toEqual(['success:250']);
+  });
+
+  it('answers 334 challenges step by step (LOGIN: Username, Password), then 235', () => {
+    const base = server(EHLO_AUTH);
+    const seen: string[] = [];
+    let auth = 0;
+    const r = run({ sasl: () => login }, tx(['a@x.org']), (cmd, ctx) => {
+      if (cmd === 'AUTH LOGIN' || auth > 0) {
+        seen.push(cmd);
+        auth++;
+        return auth === 1 ? '334 VXNlcm5hbWU6' : auth === 2 ? '334 UGFzc3dvcmQ6' : ((auth = -100), '235 2.7.0 ok');
+      }
+      return base(cmd, ctx);
+    });
+    expect(seen).toEqual(['AUTH LOGIN', 'dXNlcg==', 'c2VjcmV0']);
+    expect(r.transcript.filter((l) => l === 'C: <credentials>')).toHaveLength(2);
+    expect(kinds(r.outcomes)).toEqual(['success:250']);
+  });
+
+  it('a 535 fails the session with the AUTH reply (soft-bounced by results/)', () => {
+    const r = run({ sasl: () => plain }, tx(['a@x.org', 'b@x.org']), server(EHLO_AUTH, { AUTH: () => '535 5.7.8 bad credentials' }));
+    expect(kinds(r.outcomes)).toEqual(['reply:AUTH:535', 'reply:AUTH:535']);
+    expect(r.transcript.some((l) => l.startsWith('C: MAIL'))).toBe(false);
+  });
+
+  it('no usable mechanism: a local sasl failure (4.7.0), no AUTH sent', () => {
+    const r = run({ sasl: () => ({ fail: 'no compatible mechanism' }) }, tx(['a@x.org']), server(EHLO_AUTH));
+    expect(kinds(r.outcomes)).toEqual(['local:sasl']);
+    expect(r.transcript.some((l) => l.startsWith('C: AUTH'))).toBe(false);
+  });
+});
