@@ -3,6 +3,7 @@
  * documentation and the code have one source. `npm run docs:options` prints it;
  * test/readme.test.ts checks that the README holds exactly this table.
  */
+import { readFileSync, writeFileSync } from 'node:fs';
 import { OPTION_TABLE } from '../src/options.js';
 
 export function optionsTable(): string {
@@ -11,4 +12,14 @@ export function optionsTable(): string {
   return ['| option | Postfix parameter | default | meaning |', '| --- | --- | --- | --- |', ...rows].join('\n');
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) console.log(optionsTable());
+/** Replace the table between the README's options-table markers. */
+export function writeReadme(path: string): void {
+  const readme = readFileSync(path, 'utf8');
+  const next = readme.replace(/(<!-- options-table:start -->\n)[\s\S]*?(\n<!-- options-table:end -->)/, `$1${optionsTable()}$2`);
+  writeFileSync(path, next);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  if (process.argv.includes('--write')) writeReadme(new URL('../README.md', import.meta.url).pathname);
+  else console.log(optionsTable());
+}

@@ -73,38 +73,70 @@ class Delivery {
 
   async run(): Promise<DeliveryResult> {
     const { opts } = this;
-    sites: for (let d = 0; d < this.destinations.length; d++) {
+    // Sites: the destinations, then the fallback relays (Postfix smtp_connect_inet appends them).
+    const sites = this.destinations.map((dest) => ({ dest, fallback: false }));
+    if (opts.fallbackRelay.length > 0) {
+      if (this.destinations.some((d) => d.kind === 'unix')) {
+        opts.onEvent({ type: 'warning', message: 'fallbackRelay is ignored for unix: destinations (no failover)' });
+      } else {
+        for (const relay of opts.fallbackRelay) {
+          for (const dest of parseDestination(relay, { protocol: opts.protocol, port: opts.port, knownTcpPorts: opts.knownTcpPorts, myHostname: opts.heloName })) {
+            sites.push({ dest, fallback: true });
+          }
+        }
+      }
+    }
+    let lastSiteWasFallback = false;
+    sites: for (let d = 0; d < sites.length; d++) {
       if (this.ledger.left.length === 0 || this.aborted) break;
-      const dest = this.destinations[d]!;
-      const lastSite = d === this.destinations.length - 1;
+      if (this.contentSpent) {
+        this.sourceSpent();
+        break;
+      }
+      const { dest, fallback } = sites[d]!;
+      lastSiteWasFallback = fallback;
       const started = new Date();
       const plan = await abortable(
         planServers(dest, {
+          protocol: opts.protocol,
           resolver: opts.resolver,
           dnsSupportLevel: opts.dnsSupportLevel,
+          hostLookup: opts.hostLookup,
+          inetProtocols: opts.inetProtocols,
           mxAddressLimit: opts.mxAddressLimit,
           randomizeAddresses: opts.randomizeAddresses,
+          balanceInetProtocols: opts.balanceInetProtocols,
+          addressPreference: opts.addressPreference,
+          myAddresses: opts.myAddresses,
+          deferIfNoMxAddressFound: opts.deferIfNoMxAddressFound,
+          ignoreMxLookupError: opts.ignoreMxLookupError,
           myHostname: opts.heloName,
+          random: opts.random,
+          signal: opts.signal,
         }),
         opts.signal,
       );
       if (!plan) break; // aborted
       if (!plan.ok) {
+        // A lookup failure marks no recipient; the loop moves on to later sites (§1.1).
         const described = describe(plan.why, undefined);
         this.ledger.siteError(described);
-        this.attempts.push({ nexthop: dest.nexthop, host: hostOf(dest), address: '', outcome: 'skipped', reason: described.reason, status: described.status, startedAt: started, endedAt: new Date() });
+        this.attempts.push({ nexthop: dest.nexthop, host: hostOf(dest), address: '', outcome: 'skipped', stage: 'lookup', reason: described.reason, status: described.status, startedAt: started, endedAt: new Date() });
+        if (plan.final) break; // a loop status ends the list (FINAL_NEXTHOP)
         continue;
       }
+      // FINAL_NEXTHOP: the last site, or we are an MX for it (no fallback relay after us).
+      const finalNexthop = d === sites.length - 1 || plan.iAmMx || dest.kind === 'unix';
       const servers = plan.servers;
+      // smtp_mx_session_limit counts sessions that finished the handshake, per site (MX-10).
+      let sessions = 0;
       for (let i = 0; i < servers.length; i++) {
         if (this.ledger.left.length === 0 || this.aborted) break sites;
         if (this.contentSpent) {
-          opts.onEvent({ type: 'warning', message: 'the message stream was consumed and cannot be read again; pass a factory to allow retries on other servers' });
+          this.sourceSpent();
           break sites;
         }
         const server = servers[i]!;
-        // FINAL_SERVER: the last address of the last next hop; a unix socket has no failover (§1.1).
-        const finalServer = (lastSite && i === servers.length - 1) || dest.kind === 'unix';
         let policy: TlsPolicy;
         try {
           policy = opts.tls(dest.nexthop);
@@ -115,9 +147,25 @@ class Delivery {
         }
         // DEST-5: TLS `may` is lowered to `none` over a unix socket.
         let level = dest.kind === 'unix' && policy.level === 'may' ? 'none' : (policy.level ?? 'may');
+        // FINAL_SERVER before the handshake: the last address of a final next hop (§1.1 step 6).
+        const lastAddress = i === servers.length - 1;
+        let limitReached = false;
         for (;;) {
           const plainRetryAllowed = level === 'may' && this.messageOldEnough();
-          const r = await this.attempt(dest, server, level, finalServer, plainRetryAllowed);
+          const r = await this.attempt(dest, server, level, {
+            finalBeforeHandshake: finalNexthop && lastAddress,
+            // After a completed handshake that reaches the session limit, this is the last
+            // session of the site; at a final next hop its soft errors are final too.
+            onHandshake: () => {
+              if (++sessions === opts.mxSessionLimit) {
+                limitReached = true;
+                return finalNexthop;
+              }
+              return false;
+            },
+            plainRetryAllowed,
+            bestMx: server.kind === 'tcp' && server.preference === plan.bestPreference,
+          });
           // Postfix RETRY_AS_PLAINTEXT: the same address again at level none, not counted (§1.6).
           if (r.retryPlaintext && this.ledger.left.length > 0 && !this.aborted && !this.contentSpent) {
             opts.onEvent({ type: 'warning', message: `TLS failed with ${server.host}; retrying the same server in plaintext` });
@@ -126,14 +174,25 @@ class Delivery {
           }
           break;
         }
+        if (limitReached) break;
       }
+      if (finalNexthop && plan.iAmMx) break;
     }
     if (this.aborted) {
       this.ledger.siteError(describe({ kind: 'local', reason: 'aborted', detail: 'delivery aborted by the caller' }, undefined));
     }
-    const recipients = this.ledger.finish();
+    // MX-20: a hard error left at the end, after a fallback relay or at the relayhost, is a
+    // configuration problem: 4.3.5, deferred (the text is kept).
+    const recipients = this.ledger.finish({ hardIsConfigurationProblem: lastSiteWasFallback || opts.role === 'relayhost' });
     recipients.forEach((r, index) => opts.onEvent({ type: 'recipient', index, recipient: r.recipient, action: r.action, status: r.status, reason: r.reason }));
     return { recipients, attempts: this.attempts };
+  }
+
+  /** A one-shot stream was sent once and cannot go to another server: 4.3.0 for those left. */
+  private sourceSpent(): void {
+    const detail = 'the message stream was consumed by an earlier attempt and cannot be read again (pass a factory as envelope.message to allow retries on other servers)';
+    this.opts.onEvent({ type: 'warning', message: detail });
+    this.ledger.siteError(describe({ kind: 'local', reason: 'message-source', detail }, undefined));
   }
 
   private messageOldEnough(): boolean {
@@ -145,18 +204,28 @@ class Delivery {
     dest: Destination,
     server: Server,
     level: string,
-    finalServer: boolean,
-    plainRetryAllowed: boolean,
+    how: {
+      /** Postfix FINAL_SERVER as set before the handshake. */
+      finalBeforeHandshake: boolean;
+      /** Called once the handshake completed; returns true when this session became final. */
+      onHandshake: () => boolean;
+      plainRetryAllowed: boolean;
+      /** This address has the best MX preference of the list (Postfix SMTP_FEATURE_BEST_MX). */
+      bestMx: boolean;
+    },
   ): Promise<{ retryPlaintext: boolean }> {
+    let finalServer = how.finalBeforeHandshake;
+    const plainRetryAllowed = how.plainRetryAllowed;
     const { opts, env } = this;
     const identity: ServerIdentity =
       server.kind === 'unix' ? { host: server.host, address: server.path } : { host: server.host, address: server.address, port: server.port };
     const address = server.kind === 'unix' ? server.path : server.address;
     const port = server.kind === 'unix' ? undefined : server.port;
     const startedAt = new Date();
-    const record = (outcome: Attempt['outcome'], why?: Why) => {
-      const a: Attempt = { nexthop: dest.nexthop, host: server.host, address, outcome, startedAt, endedAt: new Date() };
+    const record = (outcome: Attempt['outcome'], stage: string, why?: Why) => {
+      const a: Attempt = { nexthop: dest.nexthop, host: server.host, address, outcome, stage, startedAt, endedAt: new Date() };
       if (port !== undefined) a.port = port;
+      if (server.kind === 'tcp' && dest.kind === 'mx') a.preference = server.preference;
       if (why) {
         const d = describe(why, identity, opts);
         a.reason = d.reason;
@@ -166,20 +235,30 @@ class Delivery {
     };
 
     opts.onEvent({ type: 'connect', nexthop: dest.nexthop, host: server.host, address, ...(port !== undefined ? { port } : {}) });
-    const conn = await connectSocket(
+    const bind = server.kind === 'tcp' ? (server.family === 6 ? opts.bindAddress6 : opts.bindAddress) : undefined;
+    const target = (localAddress?: string) =>
       server.kind === 'unix'
         ? { path: server.path }
-        : { host: server.address, port: server.port, family: server.family, ...(opts.bindAddress ? { localAddress: opts.bindAddress } : {}) },
-      opts.timeouts.connect,
-      opts.signal,
-    );
+        : { host: server.address, port: server.port, family: server.family, ...(localAddress ? { localAddress } : {}) };
+    let conn = await connectSocket(target(bind), opts.timeouts.connect, opts.signal);
+    if (!conn.ok && bind && conn.bindFailed) {
+      // smtp_bind_address: a warning and an unbound connection, unless enforced (4.4.0, MX-22).
+      if (opts.bindAddressEnforce) {
+        const why: Why = { kind: 'connect', detail: `cannot bind to ${bind}: ${conn.detail}`, status: '4.4.0' };
+        this.ledger.siteError(describe(why, identity, opts), identity);
+        record('connect-failed', 'connect', why);
+        return { retryPlaintext: false };
+      }
+      opts.onEvent({ type: 'warning', message: `cannot bind to ${bind}: ${conn.detail}; connecting without it` });
+      conn = await connectSocket(target(undefined), opts.timeouts.connect, opts.signal);
+    }
     if (!conn.ok) {
       if (conn.aborted) return { retryPlaintext: false };
       const why: Why = { kind: 'connect', detail: conn.detail };
       // A failed connect marks no recipient: it only becomes the last error (§1.1 step 8).
       this.ledger.siteError(describe(why, identity, opts), identity);
       opts.onEvent({ type: 'connect-failed', host: server.host, address, ...(port !== undefined ? { port } : {}), reason: conn.detail });
-      record('connect-failed', why);
+      record('connect-failed', 'connect', why);
       return { retryPlaintext: false };
     }
     const socket = conn.socket;
@@ -207,6 +286,10 @@ class Delivery {
       chunking: opts.chunking,
       bdatChunkSize: opts.bdatChunkSize,
       startTls: level === 'none' ? 'never' : 'opportunistic',
+      // MX-7: only with loop detection on (SMTP, port 25, our addresses known).
+      ...(opts.protocol === 'smtp' && port === 25 && opts.myAddresses.size > 0
+        ? { loopCheck: { name: opts.heloName, nexthop: dest.certName, bestMx: how.bestMx } }
+        : {}),
     });
     const left = this.ledger.left;
     session.transaction({
@@ -229,6 +312,7 @@ class Delivery {
     });
 
     let retryPlaintext = false;
+    let opened = false;
     const source = this.source;
     const result = await converse(socket, session, {
       timeouts: opts.timeouts,
@@ -237,14 +321,24 @@ class Delivery {
       tlsLevel: level,
       // Level may: encryption without authentication; no SNI unless asked (smtp_tls_servername).
       tlsOptions: () => ({ rejectUnauthorized: false, servername: '' }),
-      ...(source.kind === 'stream' ? { openContent: () => source.open() } : {}),
+      ...(source.kind === 'stream'
+        ? {
+            openContent: () => {
+              opened = true;
+              return source.open();
+            },
+          }
+        : {}),
+      onReady: () => {
+        if (how.onHandshake()) finalServer = true;
+      },
       onOutcome: (index: number, why: Why, tls: TlsInfo | undefined) => {
         const described = describe(why, identity, opts);
         // After a TLS failure at level may, the same server is tried again in plaintext, so
         // this is not the final server for these recipients (Postfix RETRY_AS_PLAINTEXT).
         const tlsBroke = why.kind === 'local' && why.reason === 'tls-handshake';
         const brokeInTls = tls !== undefined && (why.kind === 'lost' || why.kind === 'timeout');
-        const retry = plainRetryAllowed && (tlsBroke || brokeInTls) && !(source.kind === 'stream' && !source.reopenable && this.contentSpent);
+        const retry = plainRetryAllowed && (tlsBroke || brokeInTls) && !(source.kind === 'stream' && !source.reopenable && opened);
         if (retry) retryPlaintext = true;
         const caps = session.capabilities;
         this.ledger.outcome(index, described, {
@@ -257,9 +351,10 @@ class Delivery {
       },
     });
     if (result.contentOpened && source.kind === 'stream' && !source.reopenable) this.contentSpent = true;
-    if (result.aborted) record('session-failed', { kind: 'local', reason: 'aborted', detail: 'delivery aborted by the caller' });
-    else if (session.sessionFailure) record('session-failed', session.sessionFailure);
-    else record('completed');
+    const stage = session.failedStage ?? 'quit';
+    if (result.aborted) record('session-failed', stage, { kind: 'local', reason: 'aborted', detail: 'delivery aborted by the caller' });
+    else if (session.sessionFailure) record('session-failed', stage, session.sessionFailure);
+    else record('completed', stage);
     return { retryPlaintext: retryPlaintext && !result.aborted };
   }
 }

@@ -4,7 +4,9 @@
  * `MailwireError` `EOPTION` before any I/O; an unknown option *name* is only a warning
  * (API.md "errors"), as an unused parameter is to Postfix.
  */
-import { hostname } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
+import { isIP } from 'node:net';
+import { normalizeAddress } from './routing/mx-order.js';
 import { MailwireError } from './errors.js';
 import type { DeliveryEvent } from './events.js';
 import type { DnsResolver } from './routing/resolver.js';
@@ -96,10 +98,37 @@ export interface DeliverOptions {
   softBounce?: boolean;
   /** `smtp_reply_filter`: rewrite each reply line before it is parsed. */
   replyFilter?: (line: string) => string;
-  /** `smtp_mx_address_limit` (5). */
+  /** `smtp_mx_address_limit` (5; 0 = no limit): addresses tried per next hop. */
   mxAddressLimit?: number;
+  /** `smtp_mx_session_limit` (2; 0 = no limit): sessions that finished the handshake, per next hop. */
+  mxSessionLimit?: number;
   /** `smtp_randomize_addresses` (true). */
   randomizeAddresses?: boolean;
+  /** `smtp_balance_inet_protocols` (true). */
+  balanceInetProtocols?: boolean;
+  /** `smtp_address_preference` (any). */
+  addressPreference?: 'any' | 'ipv4' | 'ipv6';
+  /** `inet_protocols` (all). */
+  inetProtocols?: 'all' | 'ipv4' | 'ipv6';
+  /** `smtp_host_lookup` (dns). */
+  hostLookup?: 'dns' | 'native' | Array<'dns' | 'native'>;
+  /** `disable_dns_lookups` (false): same as `dnsSupportLevel: 'disabled'`. */
+  disableDnsLookups?: boolean;
+  /** `smtp_defer_if_no_mx_address_found` (false). */
+  deferIfNoMxAddressFound?: boolean;
+  /** `ignore_mx_lookup_error` (false). */
+  ignoreMxLookupError?: boolean;
+  /**
+   * `inet_interfaces` / `proxy_interfaces`: our own addresses, for Postfix's loop detection
+   * (SMTP, port 25). Default none (a library is not the MX); `'auto'` = this host's interfaces.
+   */
+  myAddresses?: string[] | 'auto';
+  /** `smtp_fallback_relay` / `lmtp_fallback_relay`: next hops tried after the destination. */
+  fallbackRelay?: string | string[];
+  /** DEST-15: `'relayhost'` when the destination is the relayhost (a hard error there is 4.3.5). */
+  role?: 'direct' | 'relayhost';
+  /** Random numbers in [0, 1) for address shuffling (tests). Default Math.random. */
+  random?: () => number;
   /** mailwire: use CHUNKING (BDAT) when the server offers it (true). */
   chunking?: boolean;
   /** mailwire: BDAT chunk size for a message of unknown length (65536). */
@@ -108,8 +137,12 @@ export interface DeliverOptions {
   replyLineLimit?: number;
   /** mailwire: most lines in one server reply (256). */
   maxReplyLines?: number;
-  /** `smtp_bind_address` / `smtp_bind_address6`: local address for outgoing connections. */
+  /** `smtp_bind_address`: local IPv4 address for outgoing connections. */
   bindAddress?: string;
+  /** `smtp_bind_address6`: local IPv6 address for outgoing connections. */
+  bindAddress6?: string;
+  /** `smtp_bind_address_enforce` (false): defer (4.4.0) instead of connecting unbound. */
+  bindAddressEnforce?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -134,12 +167,25 @@ export interface ResolvedOptions {
   softBounce: boolean;
   replyFilter: ((line: string) => string) | undefined;
   mxAddressLimit: number;
+  mxSessionLimit: number;
   randomizeAddresses: boolean;
+  balanceInetProtocols: boolean;
+  addressPreference: 'any' | 'ipv4' | 'ipv6';
+  inetProtocols: 'all' | 'ipv4' | 'ipv6';
+  hostLookup: Array<'dns' | 'native'>;
+  deferIfNoMxAddressFound: boolean;
+  ignoreMxLookupError: boolean;
+  myAddresses: Set<string>;
+  fallbackRelay: string[];
+  role: 'direct' | 'relayhost';
+  random: (() => number) | undefined;
   chunking: boolean;
   bdatChunkSize: number;
   replyLineLimit: number;
   maxReplyLines: number;
   bindAddress: string | undefined;
+  bindAddress6: string | undefined;
+  bindAddressEnforce: boolean;
 }
 
 /** One row per option: the README's options table is generated from this. */
@@ -171,13 +217,27 @@ export const OPTION_TABLE: readonly OptionRow[] = [
   { name: 'skip5xxGreeting', postfix: 'smtp_skip_5xx_greeting', default: 'true', meaning: 'a 5xx greeting is soft: next server, defer at the last' },
   { name: 'softBounce', postfix: 'soft_bounce', default: 'false', meaning: 'every would-be bounce is deferred' },
   { name: 'replyFilter', postfix: 'smtp_reply_filter', default: 'none', meaning: 'rewrite each reply line before parsing' },
-  { name: 'mxAddressLimit', postfix: 'smtp_mx_address_limit', default: '5', meaning: 'addresses tried per next hop' },
+  { name: 'mxAddressLimit', postfix: 'smtp_mx_address_limit', default: '5', meaning: 'addresses tried per next hop (0 = no limit)' },
+  { name: 'mxSessionLimit', postfix: 'smtp_mx_session_limit', default: '2', meaning: 'sessions that finished the handshake, per next hop (0 = no limit)' },
   { name: 'randomizeAddresses', postfix: 'smtp_randomize_addresses', default: 'true', meaning: 'shuffle equal-preference addresses' },
+  { name: 'balanceInetProtocols', postfix: 'smtp_balance_inet_protocols', default: 'true', meaning: 'keep IPv4 and IPv6 within the address limit' },
+  { name: 'addressPreference', postfix: 'smtp_address_preference', default: "'any'", meaning: "family first at equal preference: 'any', 'ipv4', 'ipv6'" },
+  { name: 'inetProtocols', postfix: 'inet_protocols', default: "'all'", meaning: "families looked up and used: 'all', 'ipv4', 'ipv6'" },
+  { name: 'hostLookup', postfix: 'smtp_host_lookup', default: "'dns'", meaning: "'dns', 'native' (getaddrinfo) or ['dns', 'native']" },
+  { name: 'disableDnsLookups', postfix: 'disable_dns_lookups', default: 'false', meaning: "no MX lookups, native address lookups (= dnsSupportLevel 'disabled')" },
+  { name: 'deferIfNoMxAddressFound', postfix: 'smtp_defer_if_no_mx_address_found', default: 'false', meaning: 'defer instead of bounce when no MX host has an address' },
+  { name: 'ignoreMxLookupError', postfix: 'ignore_mx_lookup_error', default: 'false', meaning: 'on MX lookup failure, look up A/AAAA instead of deferring' },
+  { name: 'myAddresses', postfix: 'inet_interfaces, proxy_interfaces', default: 'none', meaning: "our addresses for loop detection (SMTP, port 25); 'auto' = this host's" },
+  { name: 'fallbackRelay', postfix: 'smtp_fallback_relay, lmtp_fallback_relay', default: 'none', meaning: 'next hops tried when the destination is not found or not reachable' },
+  { name: 'role', postfix: 'relayhost', default: "'direct'", meaning: "'relayhost': a hard error at the destination defers 4.3.5" },
+  { name: 'random', postfix: '-', default: 'Math.random', meaning: 'random numbers for address shuffling (tests)' },
   { name: 'chunking', postfix: '(mailwire)', default: 'true', meaning: 'use BDAT when the server offers CHUNKING' },
   { name: 'bdatChunkSize', postfix: '(mailwire)', default: '65536', meaning: 'BDAT chunk size for messages of unknown length' },
   { name: 'replyLineLimit', postfix: 'line_length_limit', default: '2048', meaning: 'longest reply line kept' },
   { name: 'maxReplyLines', postfix: '(mailwire)', default: '256', meaning: 'more lines in one reply is a protocol error' },
-  { name: 'bindAddress', postfix: 'smtp_bind_address, smtp_bind_address6', default: 'none', meaning: 'local address for connections' },
+  { name: 'bindAddress', postfix: 'smtp_bind_address', default: 'none', meaning: 'local IPv4 address for connections' },
+  { name: 'bindAddress6', postfix: 'smtp_bind_address6', default: 'none', meaning: 'local IPv6 address for connections' },
+  { name: 'bindAddressEnforce', postfix: 'smtp_bind_address_enforce', default: 'false', meaning: 'defer 4.4.0 when binding fails, instead of connecting unbound' },
   { name: 'auth', postfix: 'smtp_sasl_password_maps', default: 'none', meaning: 'SASL credentials (not in this version)' },
   { name: 'pool', postfix: 'smtp_connection_cache_*', default: 'none', meaning: 'connection cache (not in this version)' },
   { name: 'transactionPipelining', postfix: 'smtp_connection_cache_*', default: 'false', meaning: 'pipeline transactions (not in this version)' },
@@ -235,7 +295,7 @@ export function resolveOptions(options: DeliverOptions | undefined): ResolvedOpt
   if (typeof portSpec !== 'number' && typeof portSpec !== 'string') bad('port must be a number or a service name');
   const port = resolvePort(portSpec, knownTcpPorts) ?? bad(`port: unknown service or bad port "${String(portSpec)}"`);
 
-  const dnsSupportLevel = o.dnsSupportLevel ?? 'enabled';
+  const dnsSupportLevel = o.disableDnsLookups === true ? 'disabled' : (o.dnsSupportLevel ?? 'enabled');
   if (!['disabled', 'enabled', 'dnssec'].includes(dnsSupportLevel)) bad(`dnsSupportLevel must be 'disabled', 'enabled' or 'dnssec'`);
   if (o.resolver !== undefined) {
     const r = o.resolver as unknown as Record<string, unknown>;
@@ -290,7 +350,29 @@ export function resolveOptions(options: DeliverOptions | undefined): ResolvedOpt
   else bad('discardEhloKeywords must be an array of keywords or a function');
 
   if (o.replyFilter !== undefined && typeof o.replyFilter !== 'function') bad('replyFilter must be a function');
-  if (o.bindAddress !== undefined && typeof o.bindAddress !== 'string') bad('bindAddress must be an IP address');
+  for (const [k, fam] of [['bindAddress', 4], ['bindAddress6', 6]] as const) {
+    const v = o[k];
+    if (v !== undefined && (typeof v !== 'string' || isIP(v) !== fam)) bad(`${k} must be an IPv${fam} address`);
+  }
+  const oneOf = <T extends string>(v: unknown, name: string, values: readonly T[], dflt: T): T => {
+    if (v === undefined) return dflt;
+    if (!values.includes(v as T)) bad(`${name} must be one of ${values.map((x) => `'${x}'`).join(', ')}`);
+    return v as T;
+  };
+  const hostLookupRaw = o.hostLookup ?? 'dns';
+  const hostLookup = Array.isArray(hostLookupRaw) ? hostLookupRaw : [hostLookupRaw];
+  if (hostLookup.length === 0 || hostLookup.some((h) => h !== 'dns' && h !== 'native')) bad("hostLookup must be 'dns', 'native' or a list of them");
+  let myAddresses = new Set<string>();
+  if (o.myAddresses === 'auto') {
+    myAddresses = new Set(Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => normalizeAddress(i.address))));
+  } else if (o.myAddresses !== undefined) {
+    if (!Array.isArray(o.myAddresses) || o.myAddresses.some((a) => typeof a !== 'string' || isIP(a) === 0)) bad("myAddresses must be a list of IP addresses or 'auto'");
+    myAddresses = new Set(o.myAddresses.map(normalizeAddress));
+  }
+  const fallbackRaw = o.fallbackRelay ?? [];
+  const fallbackRelay = typeof fallbackRaw === 'string' ? [fallbackRaw] : fallbackRaw;
+  if (!Array.isArray(fallbackRelay) || fallbackRelay.some((f) => typeof f !== 'string')) bad('fallbackRelay must be a next hop or a list of them');
+  if (o.random !== undefined && typeof o.random !== 'function') bad('random must be a function returning numbers in [0, 1)');
 
   return {
     protocol,
@@ -314,12 +396,25 @@ export function resolveOptions(options: DeliverOptions | undefined): ResolvedOpt
     softBounce: bool(o.softBounce, 'softBounce', false),
     replyFilter: o.replyFilter,
     mxAddressLimit: int(o.mxAddressLimit, 'mxAddressLimit', 5),
+    mxSessionLimit: int(o.mxSessionLimit, 'mxSessionLimit', 2),
     randomizeAddresses: bool(o.randomizeAddresses, 'randomizeAddresses', true),
+    balanceInetProtocols: bool(o.balanceInetProtocols, 'balanceInetProtocols', true),
+    addressPreference: oneOf(o.addressPreference, 'addressPreference', ['any', 'ipv4', 'ipv6'] as const, 'any'),
+    inetProtocols: oneOf(o.inetProtocols, 'inetProtocols', ['all', 'ipv4', 'ipv6'] as const, 'all'),
+    hostLookup,
+    deferIfNoMxAddressFound: bool(o.deferIfNoMxAddressFound, 'deferIfNoMxAddressFound', false),
+    ignoreMxLookupError: bool(o.ignoreMxLookupError, 'ignoreMxLookupError', false),
+    myAddresses,
+    fallbackRelay,
+    role: oneOf(o.role, 'role', ['direct', 'relayhost'] as const, 'direct'),
+    random: o.random,
     chunking: bool(o.chunking, 'chunking', true),
     bdatChunkSize: int(o.bdatChunkSize, 'bdatChunkSize', 65536, 1),
     replyLineLimit: int(o.replyLineLimit, 'replyLineLimit', 2048, 80),
     maxReplyLines: int(o.maxReplyLines, 'maxReplyLines', 256, 1),
     bindAddress: o.bindAddress,
+    bindAddress6: o.bindAddress6,
+    bindAddressEnforce: bool(o.bindAddressEnforce, 'bindAddressEnforce', false),
   };
 }
 

@@ -7,7 +7,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 
 export type ConnectTarget = { host: string; port: number; family?: 4 | 6; localAddress?: string } | { path: string };
 
-export type ConnectResult = { ok: true; socket: Socket } | { ok: false; detail: string; aborted?: boolean };
+export type ConnectResult = { ok: true; socket: Socket } | { ok: false; detail: string; aborted?: boolean; bindFailed?: boolean };
 
 const ERRNO_TEXT: Record<string, string> = {
   ECONNREFUSED: 'Connection refused',
@@ -49,7 +49,11 @@ export function connectSocket(target: ConnectTarget, timeoutMs: number, signal?:
       if (!r.ok) socket.destroy();
       resolve(r);
     };
-    const onError = (err: Error) => done({ ok: false, detail: errnoText(err) });
+    const onError = (err: Error) => {
+      const code = (err as { code?: string; syscall?: string }).code;
+      const syscall = (err as { syscall?: string }).syscall;
+      done({ ok: false, detail: errnoText(err), ...(syscall === 'bind' || code === 'EADDRNOTAVAIL' ? { bindFailed: true } : {}) });
+    };
     const onConnect = () => {
       socket.setNoDelay(true);
       done({ ok: true, socket });

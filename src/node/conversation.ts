@@ -27,6 +27,8 @@ export interface ConversationOptions {
   signal?: AbortSignal | undefined;
   onEvent: (e: DeliveryEvent) => void;
   onOutcome: (index: number, why: Why, tls: TlsInfo | undefined) => void;
+  /** The handshake completed (greeting, EHLO, STARTTLS, AUTH): Postfix counts the session now. */
+  onReady?: () => void;
   /** The streamed message, opened when the engine first asks for content. */
   openContent?: () => AsyncIterator<Uint8Array>;
   /** Options for the client side of a STARTTLS handshake. */
@@ -132,6 +134,9 @@ class Conversation {
           this.options.onEvent({ type: 'warning', message: ev.message });
           break;
         case 'capabilities':
+          break;
+        case 'ready':
+          this.options.onReady?.();
           break;
         case 'outcome':
           this.options.onOutcome(ev.index, ev.why, this.tls);

@@ -67,6 +67,11 @@ export interface SessionConfig {
   sendDummyMailAuth?: boolean;
   /** QUIT after the transaction (false keeps the connection for reuse: pool issue). */
   quitAfterTransaction?: boolean;
+  /**
+   * MX-7 loop check (Postfix, SMTP on port 25): a server whose EHLO reply starts with our own
+   * name is us; the session fails with 5.4.6 at a best-preference MX, else 4.4.6.
+   */
+  loopCheck?: { name: string; nexthop: string; bestMx: boolean };
 }
 
 /** One mail transaction: what `deliver()` hands the engine. */
@@ -123,6 +128,8 @@ export type SessionEvent =
   | { type: 'receive'; line: string }
   | { type: 'warning'; message: string }
   | { type: 'capabilities'; capabilities: Capabilities }
+  /** The handshake (greeting, EHLO, STARTTLS, AUTH) is complete (Postfix counts the session now). */
+  | { type: 'ready' }
   /** Exactly one per transaction recipient per session. */
   | { type: 'outcome'; index: number; why: Why }
   /** Feed the message now: `content()` while `wantsContent`, then `contentEnd()`. */
@@ -241,6 +248,7 @@ export class ClientSession {
   private esmtpGreeting = false;
   private sasl: SaslExchange | undefined;
   private quitSent = false;
+  private handshakeDone = false;
   private protocolError = false;
   private broken = false;
 
@@ -520,6 +528,11 @@ export class ClientSession {
       for (const w of caps.warnings) this.events.push({ type: 'warning', message: w });
       this.capabilities = caps;
       this.events.push({ type: 'capabilities', capabilities: caps });
+      const loop = this.config.loopCheck;
+      if (loop && caps.serverName.toLowerCase() === loop.name.toLowerCase()) {
+        this.events.push({ type: 'warning', message: `host replied to ${kind.toUpperCase()} with my own hostname ${loop.name}` });
+        return this.failSession({ kind: 'loop', nexthop: loop.nexthop, greeted: { bestMx: loop.bestMx } });
+      }
       return this.afterHello(caps);
     }
     // EHLO refused with anything but 421: try HELO (PROTO-3). LMTP has no fallback.
@@ -591,6 +604,10 @@ export class ClientSession {
   }
 
   private ready(): void {
+    if (!this.handshakeDone) {
+      this.handshakeDone = true;
+      this.events.push({ type: 'ready' });
+    }
     this.phase = 'ready';
     if (this.queuedTx) this.startTransaction();
     else this.pump();
@@ -944,7 +961,10 @@ export class ClientSession {
       for (const r of this.queuedTx.recipients) this.events.push({ type: 'outcome', index: r.index, why });
       this.queuedTx = undefined;
     }
-    this.sessionFailure ??= why;
+    if (!this.sessionFailure) {
+      this.sessionFailure = why;
+      this.failedStage = this.stage;
+    }
     this.tx = undefined;
     if (polite && !this.quitSent && this.phase !== 'tls') {
       this.phase = 'closing';
@@ -958,6 +978,8 @@ export class ClientSession {
 
   /** The first failure that ended this session for all its recipients, if any (for `attempts`). */
   sessionFailure: Why | undefined;
+  /** Where the session was when that failure happened. */
+  failedStage: Stage | undefined;
 
   private sendQuit(): void {
     this.quitSent = true;

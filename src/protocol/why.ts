@@ -35,6 +35,19 @@ export type Why =
   | { kind: 'timeout'; stage: string }
   | { kind: 'local'; reason: LocalReason; detail: string; reply?: Reply }
   /** The TCP or unix-socket connect failed (never from the engine; the adapter's). */
-  | { kind: 'connect'; detail: string }
+  | { kind: 'connect'; detail: string; status?: '4.4.0' }
   /** A DNS lookup failed (routing): Postfix's smtp_addr.c statuses. */
-  | { kind: 'lookup'; name: string; rrtype: string; error: 'notfound' | 'retry' | 'fail' | 'inval' | 'nullmx' };
+  | {
+      kind: 'lookup';
+      name: string;
+      rrtype: string;
+      error: 'notfound' | 'retry' | 'fail' | 'inval' | 'nullmx';
+      /** A soft status was recorded before: the class stays 4 (smtp_addr_one), or deferIfNoMxAddressFound. */
+      forceSoft?: boolean;
+    }
+  /**
+   * Mail loops back to us (MX-6, MX-7): we are the best MX left (5.4.6), better MX hosts have no
+   * address (`noPrimaryRelay`, 4.4.4), or a server greeted us with our own name (`greeted`:
+   * 5.4.6 at a best-preference MX, else 4.4.6).
+   */
+  | { kind: 'loop'; nexthop: string; noPrimaryRelay?: boolean; greeted?: { bestMx: boolean } };

@@ -38,6 +38,14 @@ export interface Attempt {
   host: string;
   address: string;
   port?: number;
+  /** MX preference of this address (MX destinations). */
+  preference?: number;
+  /**
+   * How far it got: `lookup` (no address), `connect`, or the stage whose reply was awaited when
+   * it was left (`greeting`, `ehlo`, `starttls`, `mail`, `rcpt`, `data`, `dot`, `bdat-last`, …);
+   * `quit` when the conversation ran to its end.
+   */
+  stage: string;
   /** How the attempt ended. */
   outcome: 'completed' | 'connect-failed' | 'session-failed' | 'skipped';
   /** The last error seen on this attempt, if any (Postfix's "why"). */

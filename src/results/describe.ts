@@ -116,10 +116,18 @@ export function describe(why: Why, server: ServerIdentity | undefined, options: 
       return { status: '4.4.2', reason: `conversation with ${label} timed out while ${why.stage}`, success: false };
     case 'connect': {
       const where = server ? (server.port !== undefined ? `${label}:${server.port}` : server.address) : 'none';
-      return { status: '4.4.1', reason: `connect to ${where}: ${why.detail}`, success: false };
+      return { status: why.status ?? '4.4.1', reason: `connect to ${where}: ${why.detail}`, success: false };
     }
-    case 'lookup':
-      return describeLookup(why);
+    case 'lookup': {
+      const d = describeLookup(why);
+      if (why.forceSoft) d.status = withClass(d.status, '4');
+      return d;
+    }
+    case 'loop': {
+      if (why.noPrimaryRelay) return { status: '4.4.4', reason: `unable to find primary relay for ${why.nexthop}`, success: false };
+      const status = why.greeted && !why.greeted.bestMx ? '4.4.6' : '5.4.6';
+      return { status, reason: `mail for ${why.nexthop} loops back to myself`, success: false };
+    }
     case 'local': {
       const l = LOCAL[why.reason];
       let reason = why.detail;

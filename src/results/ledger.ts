@@ -89,12 +89,16 @@ export class RecipientLedger {
    * End of the destination list: every recipient still kept gets the last error (Postfix
    * smtp_connect → smtp_sess_fail), or 4.3.0 when none was recorded. Then the results.
    */
-  finish(): RecipientResult[] {
+  finish(options: { hardIsConfigurationProblem?: boolean } = {}): RecipientResult[] {
+    let last = this.last ?? {
+      described: { status: '4.3.0', reason: 'server unavailable or unable to receive mail', success: false },
+      server: undefined,
+    };
+    // MX-20: a hard error at a fallback relay or at the relayhost becomes 4.3.5 (text kept).
+    if (options.hardIsConfigurationProblem && statusClass(last.described.status) === '5') {
+      last = { ...last, described: { ...last.described, status: '4.3.5', softNonFinal: false } };
+    }
     for (const index of this.left) {
-      const last = this.last ?? {
-        described: { status: '4.3.0', reason: 'server unavailable or unable to receive mail', success: false },
-        server: undefined,
-      };
       this.record(index, last.described, undefined, { finalServer: true, ...(last.server ? { server: last.server } : {}) });
     }
     return this.results.map((r, i) => {
