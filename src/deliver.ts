@@ -313,6 +313,7 @@ class Delivery {
 
     let retryPlaintext = false;
     let opened = false;
+    let lastFailure: Why | undefined;
     const source = this.source;
     const result = await converse(socket, session, {
       timeouts: opts.timeouts,
@@ -333,6 +334,7 @@ class Delivery {
         if (how.onHandshake()) finalServer = true;
       },
       onOutcome: (index: number, why: Why, tls: TlsInfo | undefined) => {
+        if (why.kind !== 'success') lastFailure = why;
         const described = describe(why, identity, opts);
         // After a TLS failure at level may, the same server is tried again in plaintext, so
         // this is not the final server for these recipients (Postfix RETRY_AS_PLAINTEXT).
@@ -354,7 +356,7 @@ class Delivery {
     const stage = session.failedStage ?? 'quit';
     if (result.aborted) record('session-failed', stage, { kind: 'local', reason: 'aborted', detail: 'delivery aborted by the caller' });
     else if (session.sessionFailure) record('session-failed', stage, session.sessionFailure);
-    else record('completed', stage);
+    else record('completed', stage, lastFailure);
     return { retryPlaintext: retryPlaintext && !result.aborted };
   }
 }

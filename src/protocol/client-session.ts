@@ -249,6 +249,8 @@ export class ClientSession {
   private sasl: SaslExchange | undefined;
   private quitSent = false;
   private handshakeDone = false;
+  /** The command whose reply is being handled (for `failedStage`). */
+  private handling: CommandKind | undefined;
   private protocolError = false;
   private broken = false;
 
@@ -472,6 +474,15 @@ export class ClientSession {
       this.protocolError = true;
       return;
     }
+    this.handling = head.kind;
+    try {
+      this.dispatchReply(head, reply, tx);
+    } finally {
+      this.handling = undefined;
+    }
+  }
+
+  private dispatchReply(head: Pending, reply: Reply, tx: Transaction | undefined): void {
     // LMTP end of data: one reply per accepted recipient (RFC 2033 §4.2) under one entry.
     if (!(this.config.protocol === 'lmtp' && (head.kind === 'dot' || head.kind === 'bdat-last') && tx && this.lmtpRepliesLeft(tx) > 1)) {
       this.pending.shift();
@@ -963,7 +974,7 @@ export class ClientSession {
     }
     if (!this.sessionFailure) {
       this.sessionFailure = why;
-      this.failedStage = this.stage;
+      this.failedStage = this.handling ?? this.stage;
     }
     this.tx = undefined;
     if (polite && !this.quitSent && this.phase !== 'tls') {

@@ -424,3 +424,16 @@ describe('ClientSession: AUTH seam (mechanisms come with the SASL issue)', () =>
     expect(r.transcript.some((l) => l.startsWith('C: AUTH'))).toBe(false);
   });
 });
+
+describe('ClientSession: EHLO loop check (MX-7)', () => {
+  it('a server that greets with our own name: loop, 5.4.6 at a best MX (describe) — engine reports kind loop', () => {
+    const ehlo = ['250-CLIENT.TEST', '250 PIPELINING'];
+    const best = run({ loopCheck: { name: 'client.test', nexthop: 'example.org', bestMx: true } }, tx(['a@x.org']), server(ehlo));
+    expect([...best.outcomes.values()][0]).toEqual({ kind: 'loop', nexthop: 'example.org', greeted: { bestMx: true } });
+    expect(best.transcript).toContain('C: QUIT');
+    const other = run({ loopCheck: { name: 'client.test', nexthop: 'example.org', bestMx: false } }, tx(['a@x.org']), server(ehlo));
+    expect([...other.outcomes.values()][0]).toMatchObject({ kind: 'loop', greeted: { bestMx: false } });
+    const off = run({}, tx(['a@x.org']), server(ehlo));
+    expect(kinds(off.outcomes)).toEqual(['success:250']);
+  });
+});

@@ -123,3 +123,12 @@ group('RecipientLedger (mark-and-sweep)', () => {
     expect(() => l.outcome(0, ok, { finalServer: true })).toThrow(/twice/);
   });
 });
+
+group('describe: loops (MX-6, MX-7)', () => {
+  it('5.4.6 / 4.4.6 / 4.4.4 with Postfix texts', () => {
+    expect(describe({ kind: 'loop', nexthop: 'example.org' }, undefined)).toMatchObject({ status: '5.4.6', reason: 'mail for example.org loops back to myself' });
+    expect(describe({ kind: 'loop', nexthop: 'example.org', greeted: { bestMx: false } }, mx).status).toBe('4.4.6');
+    expect(describe({ kind: 'loop', nexthop: 'example.org', greeted: { bestMx: true } }, mx).status).toBe('5.4.6');
+    expect(describe({ kind: 'loop', nexthop: 'example.org', noPrimaryRelay: true }, undefined)).toMatchObject({ status: '4.4.4', reason: 'unable to find primary relay for example.org' });
+  });
+});
