@@ -474,7 +474,7 @@ function decodeRecord(r: Reader): DnsRecord & { edns?: Edns } {
 /** The header's first 12 octets and the first question, if any: enough to tell whose answer it is. */
 export function decodeHeaderAndQuestion(buf: Uint8Array): { id: number; qr: boolean; opcode: number; rcode: number; question?: DnsQuestion } {
   if (buf.length < 12) throw bad('truncated header');
-  const r = new Reader(buf);
+  const r = new Reader(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength));
   const id = r.u16('header');
   const flags = r.u16('header');
   const qdcount = r.u16('header');
@@ -485,7 +485,8 @@ export function decodeHeaderAndQuestion(buf: Uint8Array): { id: number; qr: bool
 
 /** Bytes → message. Throws `DnsError` EBADRESP, and nothing else, for any malformed input. */
 export function decodeMessage(input: Uint8Array): DnsMessage {
-  const buf = input instanceof Uint8Array ? input : new Uint8Array(input);
+  // A plain Uint8Array view, so that slice() copies (Buffer's slice() would share the memory).
+  const buf = new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
   const r = new Reader(buf);
   if (buf.length < 12) throw bad('truncated header');
   const id = r.u16('header');
