@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import dns from 'node:dns';
 import { Resolver, dnsErrorClass, DNS_ANSWER_LIMIT, type Answer } from '../../src/routing/resolver.js';
 import { MailwireError } from '../../src/errors.js';
-import { TYPE, encodeMessage, type DnsMessage } from '../../src/routing/dns-message.js';
+import { TYPE, encodeMessage, type DnsMessage, type RecordInput } from '../../src/routing/dns-message.js';
 import { a, aaaa, cname, deadPort, mx, reply, sleep, startFakeDnsServer, txt, type FakeDnsServer, type Handler } from './dns-fake-server.js';
 
 const servers: FakeDnsServer[] = [];
@@ -20,7 +20,7 @@ const silent: Handler = () => null;
 const qname = (q: DnsMessage): string => q.questions[0]!.name;
 
 /** A zone as a handler: answers from a record list, NXDOMAIN for names with no record at all. */
-function zone(records: ReturnType<typeof a>[], extra: (q: DnsMessage) => Record<string, unknown> = () => ({})): Handler {
+function zone(records: RecordInput[], extra: (q: DnsMessage) => Record<string, unknown> = () => ({})): Handler {
   return (q) => {
     const name = qname(q).toLowerCase();
     const type = q.questions[0]!.type;
@@ -44,7 +44,7 @@ function resolverFor(...s: (FakeDnsServer | string)[]): Resolver {
   return new Resolver({ servers: s.map((x) => (typeof x === 'string' ? x : x.address)), timeout: 300, tries: 2 });
 }
 
-const ZONE = [
+const ZONE: RecordInput[] = [
   mx('example.test', 10, 'mx1.example.test'),
   mx('example.test', 20, 'mx2.example.test.'),
   a('mx1.example.test', '192.0.2.1'),
