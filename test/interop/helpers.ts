@@ -1,7 +1,7 @@
 // Shared pieces of the interop tests: where the peers are, the tricky test message and what a
 // correct client puts on the wire for it, transcripts, and reading back stored mail and logs.
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'vitest';
@@ -27,7 +27,7 @@ export interface Peers {
 }
 
 /** Reads `$MAILWIRE_INTEROP_DIR/ports.env`, which `peers.sh start` writes. */
-export function peers(): Peers {
+function portsEnv(): { file: string; get: (key: string) => string } {
   const dir = process.env.MAILWIRE_INTEROP_DIR ?? '/tmp/mailwire-interop';
   const file = join(dir, 'ports.env');
   let text: string;
@@ -43,9 +43,15 @@ export function peers(): Peers {
   }
   const get = (key: string): string => {
     const v = env.get(key);
-    if (v === undefined || v === '') throw new Error(`${file} has no ${key}`);
+    if (v === undefined || v === '') throw new Error(`${file} has no ${key} (restart the peers: test/interop/peers.sh restart)`);
     return v;
   };
+  return { file, get };
+}
+
+/** Reads `$MAILWIRE_INTEROP_DIR/ports.env`, which `peers.sh start` writes. */
+export function peers(): Peers {
+  const { get } = portsEnv();
   return {
     dir: get('MAILWIRE_INTEROP_DIR'),
     postfix: get('MAILWIRE_INTEROP_POSTFIX'),
@@ -302,4 +308,156 @@ export async function waitForPostfixDisconnect(logFile: string, queueId: string,
     if (Date.now() > deadline) throw new Error(`no smtpd disconnect line for ${queueId} in ${logFile} after ${timeoutMs} ms`);
     await sleep(100);
   }
+}
+
+// ---------------------------------------------------------------- routing lab
+
+/** The routing lab of peers.sh: unbound serving `route.test`, smtpd listeners on one port. */
+export interface RouteLab {
+  /** host:port of the unbound that serves the zone (UDP and TCP). */
+  dns: string;
+  /** host:port of an unbound that reads every query and never answers. */
+  dnsSilent: string;
+  /** unbound's log: one `info: 127.0.0.1 NAME. TYPE IN` line per query received. */
+  dnsLog: string;
+  /** `route.test` */
+  zone: string;
+  /** The one port every route server listens on (11525). */
+  port: number;
+  /** [::1]:port is the server ok6 (loopback has ::1). */
+  ipv6: boolean;
+}
+
+export function routeLab(): RouteLab {
+  const { get } = portsEnv();
+  return {
+    dns: get('MAILWIRE_INTEROP_DNS'),
+    dnsSilent: get('MAILWIRE_INTEROP_DNS_SILENT'),
+    dnsLog: get('MAILWIRE_INTEROP_DNS_LOG'),
+    zone: get('MAILWIRE_INTEROP_ROUTE_ZONE'),
+    port: Number(get('MAILWIRE_INTEROP_ROUTE_PORT')),
+    ipv6: get('MAILWIRE_INTEROP_ROUTE_IPV6') === 'yes',
+  };
+}
+
+/**
+ * The route servers' addresses (the zone in peers.sh points at them; keep the three in sync).
+ * Each listens on RouteLab.port and logs as postfix-interop/route-NAME/smtpd.
+ */
+export const ROUTE = {
+  /** Nothing listens: connection refused. */
+  dead: '127.0.0.20',
+  dead2: '127.0.0.29',
+  /** Accepts every example.test recipient (no recipient restrictions). */
+  ok: '127.0.0.21',
+  /** Greets 421 4.3.2 and hangs up. */
+  mx421: '127.0.0.22',
+  /** main.cf restrictions: defer-4xx@example.test gets 450 4.2.0 at RCPT. */
+  mx450: '127.0.0.23',
+  /** nullmx.route.test's A record: must never see a connection. */
+  canary: '127.0.0.24',
+  /** sess1..sess4: EHLO fine, 451 4.3.0 to MAIL FROM. */
+  sess: ['127.0.0.31', '127.0.0.32', '127.0.0.33', '127.0.0.34'],
+  /** limit1..limit8: greet 421 4.3.2. */
+  limit: ['127.0.0.41', '127.0.0.42', '127.0.0.43', '127.0.0.44', '127.0.0.45', '127.0.0.46', '127.0.0.47', '127.0.0.48'],
+} as const;
+
+/** The lines appended to a log file after the cursor was made (a whole line at a time). */
+export class LogCursor {
+  private readonly offset: number;
+  constructor(readonly file: string) {
+    this.offset = statSync(file).size;
+  }
+  lines(): string[] {
+    const size = statSync(this.file).size;
+    if (size <= this.offset) return [];
+    const buf = Buffer.alloc(size - this.offset);
+    const fd = openSync(this.file, 'r');
+    try {
+      readSync(fd, buf, 0, buf.length, this.offset);
+    } finally {
+      closeSync(fd);
+    }
+    const text = buf.toString('utf8');
+    const end = text.lastIndexOf('\n');
+    return end < 0 ? [] : text.slice(0, end).split('\n');
+  }
+}
+
+/** One smtpd session of a route server, from its maillog lines. */
+export interface SmtpdSession {
+  /** The route server's name (ok, mx421, sess1, limit3, ...). */
+  server: string;
+  pid: string;
+  /** Postfix's per-command counters from the disconnect line, e.g. { ehlo: '1', mail: '0/1', rcpt: '1' }. */
+  commands: Record<string, string>;
+  /** The disconnect line, once logged. */
+  disconnect?: string;
+  /** Reject lines (`NOQUEUE: reject: …` or `QUEUEID: reject: …`): what the server refused, with its reply. */
+  rejects: string[];
+}
+
+const SMTPD_LINE = /\spostfix-interop\/route-([a-z0-9]+)\/smtpd\[(\d+)\]: (.*)$/;
+
+/** The route servers' smtpd sessions in maillog `lines`, in the order they connected. */
+export function routeSessions(lines: string[]): SmtpdSession[] {
+  const sessions: SmtpdSession[] = [];
+  const open = new Map<string, SmtpdSession>(); // an smtpd process serves one session at a time
+  for (const line of lines) {
+    const m = SMTPD_LINE.exec(line);
+    if (!m) continue;
+    const [, server = '', pid = '', text = ''] = m;
+    const key = `${server}/${pid}`;
+    if (text.startsWith('connect from ')) {
+      const s: SmtpdSession = { server, pid, commands: {}, rejects: [] };
+      sessions.push(s);
+      open.set(key, s);
+    } else if (text.startsWith('disconnect from ')) {
+      const s = open.get(key);
+      if (!s) continue; // connected before the cursor
+      s.disconnect = line;
+      for (const [, k = '', v = ''] of text.matchAll(/\s([a-z]+)=(\S+)/g)) s.commands[k] = v;
+      open.delete(key);
+    } else if (/^(NOQUEUE|[0-9A-F]+): reject: /.test(text)) {
+      open.get(key)?.rejects.push(text);
+    }
+  }
+  return sessions;
+}
+
+/**
+ * Waits until the route servers' sessions logged after `cursor` are all closed (disconnect
+ * line seen), at least `atLeast` of them exist, and the log has been quiet for `settleMs`; then
+ * returns them. Counting "exactly N" is safe: every session a finished deliver() opened has at
+ * least its connect line logged, and the wait covers the rest.
+ */
+export async function settledRouteSessions(
+  cursor: LogCursor,
+  { atLeast = 0, settleMs = 400, timeoutMs = 10_000 }: { atLeast?: number; settleMs?: number; timeoutMs?: number } = {},
+): Promise<SmtpdSession[]> {
+  const deadline = Date.now() + timeoutMs;
+  let count = -1;
+  let quietSince = Date.now();
+  for (;;) {
+    const lines = cursor.lines();
+    if (lines.length !== count) {
+      count = lines.length;
+      quietSince = Date.now();
+    }
+    const sessions = routeSessions(lines);
+    const settled = sessions.length >= atLeast && sessions.every((s) => s.disconnect !== undefined) && Date.now() - quietSince >= settleMs;
+    if (settled) return sessions;
+    if (Date.now() > deadline) {
+      throw new Error(`route sessions in ${cursor.file} did not settle within ${timeoutMs} ms (want >= ${atLeast}): ${JSON.stringify(sessions, null, 2)}`);
+    }
+    await sleep(50);
+  }
+}
+
+/** The queries unbound logged (log-queries: `info: 127.0.0.1 NAME. TYPE IN`), names without the final dot. */
+export function dnsQueries(lines: string[]): Array<{ name: string; type: string }> {
+  return lines.flatMap((l) => {
+    const m = /\sinfo: \S+ (\S+)\. ([A-Z0-9]+) IN$/.exec(l);
+    return m?.[1] !== undefined && m[2] !== undefined ? [{ name: m[1].toLowerCase(), type: m[2] }] : [];
+  });
 }
