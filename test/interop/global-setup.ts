@@ -24,17 +24,18 @@ export default function setup(): () => void {
   if (!onPath('postfix')) missing.push('postfix');
   if (!onPath('dovecot')) missing.push('dovecot-core');
   if (!existsSync('/usr/lib/dovecot/lmtp')) missing.push('dovecot-lmtpd');
+  if (!onPath('unbound') || !onPath('unbound-checkconf')) missing.push('unbound');
   if (missing.length > 0) {
     throw new Error(
-      `mailwire interop tests need real Postfix and Dovecot LMTP servers, but the Debian package(s) ` +
+      `mailwire interop tests need real Postfix, Dovecot LMTP and unbound (DNS) servers, but the Debian package(s) ` +
         `${missing.join(', ')} are not installed.\n` +
-        `  Install: apt-get install --no-install-recommends postfix dovecot-core dovecot-lmtpd\n` +
+        `  Install: apt-get install --no-install-recommends postfix dovecot-core dovecot-lmtpd unbound\n` +
         `  (.ci/run does this on a clean Debian 12 machine), then: npm run test:interop`,
     );
   }
   if (process.getuid?.() !== 0) {
     throw new Error(
-      'mailwire interop tests start private Postfix and Dovecot instances and read the mail they ' +
+      'mailwire interop tests start private Postfix, Dovecot and unbound instances and read the mail they ' +
         'store, which needs root: run them as root (e.g. `sudo npm run test:interop`).',
     );
   }

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-// Interop tests against real Postfix and Dovecot LMTP on loopback (see test/interop/README.md).
+// Interop tests against real Postfix, Dovecot LMTP and unbound (DNS) on loopback (see test/interop/README.md).
 // `npm run test:interop` starts the peers itself (test/interop/global-setup.ts) unless they run.
 export default defineConfig({
   test: {
