@@ -106,7 +106,7 @@ const serverText = formatNameServer;
  * Error responses without a question section (allowed for FORMERR and friends) count too;
  * they carry no data that could be forged into an answer.
  */
-function classify(buf: Uint8Array, expect: Expect, server: NameServer): Outcome | undefined {
+function classify(buf: Uint8Array, expect: Expect, server: NameServer, transport: 'udp' | 'tcp'): Outcome | undefined {
   let head: ReturnType<typeof decodeHeaderAndQuestion>;
   try {
     head = decodeHeaderAndQuestion(buf);
@@ -127,7 +127,8 @@ function classify(buf: Uint8Array, expect: Expect, server: NameServer): Outcome 
   if (message.questions.length > 1) {
     return { kind: 'error', error: new DnsError('EBADRESP', `${serverText(server)} answered with ${message.questions.length} questions`) };
   }
-  if (message.tc) return { kind: 'truncated' };
+  // Over TCP a truncated answer is as complete as it gets.
+  if (message.tc && transport === 'udp') return { kind: 'truncated' };
   const from = serverText(server);
   switch (message.rcode) {
     case RCODE.NOERROR:
@@ -181,7 +182,7 @@ function udpExchange(server: NameServer, packet: Uint8Array, expect: Expect, don
   });
   socket.on('message', (msg, rinfo) => {
     if (closed || rinfo.port !== server.port || canonicalAddress(rinfo.address) !== want) return;
-    const outcome = classify(msg, expect, server);
+    const outcome = classify(msg, expect, server, 'udp');
     if (outcome) done(ex, outcome);
   });
   try {
@@ -232,18 +233,12 @@ function tcpExchange(server: NameServer, packet: Uint8Array, expect: Expect, don
     const len = (buf[0]! << 8) | buf[1]!;
     if (have < len + 2) return;
     const msg = buf.subarray(2, len + 2);
-    const outcome = classify(msg, expect, server) ?? {
-      kind: 'error',
-      error: new DnsError('EBADRESP', `tcp response from ${serverText(server)} does not match the query`),
-    };
-    // Over TCP a truncated answer is as complete as it gets.
-    if (outcome.kind === 'truncated') {
-      try {
-        finish({ kind: 'answer', message: decodeMessage(msg) });
-      } catch (err) {
-        finish({ kind: 'error', error: err as DnsError });
-      }
-    } else finish(outcome);
+    finish(
+      classify(msg, expect, server, 'tcp') ?? {
+        kind: 'error',
+        error: new DnsError('EBADRESP', `tcp response from ${serverText(server)} does not match the query`),
+      },
+    );
   });
   socket.on('error', (err) => finish({ kind: 'error', error: socketError(server, 'tcp', err) }));
   socket.on('close', () =>

@@ -139,7 +139,7 @@ export function sameName(a: string, b: string): boolean {
  * characters and space (write them as `\DDD`), bad escapes.
  */
 export function nameToLabels(name: string): Uint8Array[] {
-  if (typeof name !== 'string') throw badName(String(name), 'not a string');
+  if (typeof name !== 'string') throw new DnsError('EBADNAME', `bad domain name: a ${typeof name}, not a string`);
   if (name === '') throw badName(name, 'empty');
   if (name === '.') return [];
   const labels: Uint8Array[] = [];
@@ -605,7 +605,8 @@ class Writer {
   name(text: string, compress = this.compress): void {
     const labels = nameToLabels(text === '' ? '.' : text);
     for (let i = 0; i < labels.length; i++) {
-      const key = lowerName(labelsToText(labels.slice(i)));
+      // Case-sensitive match: decoding gives back the names exactly as written.
+      const key = labelsToText(labels.slice(i));
       const at = this.names.get(key);
       if (compress && at !== undefined) {
         this.u16(0xc000 | at);

@@ -11,6 +11,8 @@ export interface Received {
   transport: 'udp' | 'tcp';
   query: DnsMessage;
   at: number;
+  /** The client's source port. */
+  port: number;
 }
 
 /** What to do with one query: nothing (stay silent), one or more packets (in order), after a delay. */
@@ -136,7 +138,7 @@ export async function startFakeDnsServer(handler: Handler): Promise<FakeDnsServe
     } catch {
       return;
     }
-    server.received.push({ transport: 'udp', query: q, at: Date.now() });
+    server.received.push({ transport: 'udp', query: q, at: Date.now(), port: rinfo.port });
     play(server.handler(q, 'udp', server), (b) => {
       if (!closed) udp.send(b, rinfo.port, rinfo.address);
     });
@@ -160,7 +162,7 @@ export async function startFakeDnsServer(handler: Handler): Promise<FakeDnsServe
           sock.destroy();
           return;
         }
-        server.received.push({ transport: 'tcp', query: q, at: Date.now() });
+        server.received.push({ transport: 'tcp', query: q, at: Date.now(), port: sock.remotePort ?? 0 });
         play(server.handler(q, 'tcp', server), (b) => {
           if (sock.destroyed) return;
           const framed = Buffer.alloc(b.length + 2);

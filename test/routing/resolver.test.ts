@@ -93,11 +93,12 @@ describe('Resolver: answers', () => {
     expect(s.received[1]!.query.edns).toBeUndefined();
   });
 
-  it('uses random IDs', async () => {
+  it('uses random IDs and a fresh source port per query', async () => {
     const s = await fake(zone(ZONE));
     const r = resolverFor(s);
     for (let i = 0; i < 8; i++) await r.resolve4('mx1.example.test');
     expect(new Set(s.received.map((x) => x.query.id)).size).toBeGreaterThan(5);
+    expect(new Set(s.received.map((x) => x.port)).size).toBeGreaterThan(5);
   });
 
   it('reports the AD bit as authenticated', async () => {
@@ -322,6 +323,11 @@ describe('Resolver: spoofing defense', () => {
   it('accepts the question echoed in another case', async () => {
     const s = await fake((q) => reply(q, { questions: [{ ...q.questions[0]!, name: qname(q).toUpperCase() }], answers: [a('TARGET.EXAMPLE.TEST', '192.0.2.11')] }));
     expect([...(await resolverFor(s).resolve4('target.example.test'))]).toEqual(['192.0.2.11']);
+  });
+
+  it('over TCP a truncated reply is taken as it is', async () => {
+    const s = await fake((q, t) => reply(q, { tc: true, answers: [a(qname(q), t === 'udp' ? '192.0.2.1' : '192.0.2.2')] }));
+    expect([...(await resolverFor(s).resolve4('x.example.test'))]).toEqual(['192.0.2.2']);
   });
 
   it('over TCP a reply that does not match is EBADRESP', async () => {
