@@ -461,3 +461,24 @@ export function dnsQueries(lines: string[]): Array<{ name: string; type: string 
     return m?.[1] !== undefined && m[2] !== undefined ? [{ name: m[1].toLowerCase(), type: m[2] }] : [];
   });
 }
+
+/** Waits until unbound logged at least `atLeast` queries after `cursor` and then `settleMs` of quiet; returns them. */
+export async function settledDnsQueries(
+  cursor: LogCursor,
+  { atLeast = 1, settleMs = 200, timeoutMs = 5_000 }: { atLeast?: number; settleMs?: number; timeoutMs?: number } = {},
+): Promise<Array<{ name: string; type: string }>> {
+  const deadline = Date.now() + timeoutMs;
+  let count = -1;
+  let quietSince = Date.now();
+  for (;;) {
+    const lines = cursor.lines();
+    if (lines.length !== count) {
+      count = lines.length;
+      quietSince = Date.now();
+    }
+    const queries = dnsQueries(lines);
+    if (queries.length >= atLeast && Date.now() - quietSince >= settleMs) return queries;
+    if (Date.now() > deadline) throw new Error(`fewer than ${atLeast} DNS queries in ${cursor.file} after ${timeoutMs} ms: ${JSON.stringify(queries)}`);
+    await sleep(50);
+  }
+}

@@ -11,12 +11,12 @@ import {
   LogCursor,
   ROUTE,
   Transcript,
-  dnsQueries,
   esc,
   maildirFilesWith,
   peers,
   plainMessage,
   routeLab,
+  settledDnsQueries,
   settledRouteSessions,
   smtpNexthop,
   token,
@@ -44,7 +44,7 @@ interface Run {
   ms: number;
   tok: string;
   sessions: () => Promise<SmtpdSession[]>;
-  queries: () => Array<{ name: string; type: string }>;
+  queries: () => Promise<Array<{ name: string; type: string }>>;
 }
 
 /**
@@ -71,7 +71,7 @@ async function run(label: string, to: string[], destination: string, options: De
   // then check Postfix's defaults while believing it set something else.
   const unknown = t.events.filter((e) => e.type === 'warning' && /unknown option/.test(e.message));
   expect(unknown, why).toEqual([]);
-  return { r, t, why, ms, tok, sessions: () => settledRouteSessions(pf, { atLeast: atLeastSessions }), queries: () => dnsQueries(dns.lines()) };
+  return { r, t, why, ms, tok, sessions: () => settledRouteSessions(pf, { atLeast: atLeastSessions }), queries: () => settledDnsQueries(dns) };
 }
 
 /** The session lists per server name, e.g. { ok: 1, mx421: 1 }. */
@@ -173,7 +173,7 @@ describe('what DNS says decides (MX-2, MX-3, MX-4)', () => {
     expect(t.events.filter((e) => e.type === 'connect'), why).toEqual([]);
     expect(r.attempts.filter((a) => a.outcome !== 'skipped'), why).toEqual([]);
     expect(await sessions(), why).toEqual([]); // no route server at all, the canary included
-    const q = queries().filter((x) => x.name === host('nullmx'));
+    const q = (await queries()).filter((x) => x.name === host('nullmx'));
     expect(q, why).toContainEqual({ name: host('nullmx'), type: 'MX' });
     expect(q.filter((x) => x.type !== 'MX'), `no address lookup after a null MX\n${why}`).toEqual([]);
   });
