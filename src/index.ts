@@ -19,7 +19,8 @@ export { parseDestination, type ParseDestinationOptions } from './destination/pa
 export { KNOWN_TCP_PORTS } from './destination/known-tcp-ports.js';
 
 // routing
-export { Resolver, type DnsResolver, type MxRecord, type ResolverOptions } from './routing/resolver.js';
+export { Resolver, DnsError, type DnsResolver, type MxRecord, type TlsaRecord, type LookupOptions, type Answer, type ResolverOptions } from './routing/resolver.js';
+export { orderMxHosts, balanceInetProtocols, type MxAddress, type OrderOptions } from './routing/mx-order.js';
 
 // protocol (pure, sans-IO)
 export type { Reply } from './protocol/reply.js';
