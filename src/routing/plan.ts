@@ -54,15 +54,9 @@ export type Plan =
 
 let defaultResolver: Resolver | undefined;
 
-/** The resolver, called with an optional `{ signal }` (mailwire's Resolver honors it; others ignore it). */
-type AbortableResolver = {
-  resolveMx(name: string, o?: { signal?: AbortSignal }): Promise<MxRecord[]>;
-  resolve4(name: string, o?: { signal?: AbortSignal }): Promise<string[]>;
-  resolve6(name: string, o?: { signal?: AbortSignal }): Promise<string[]>;
-};
-
-function resolverOf(options: PlanOptions): AbortableResolver {
-  return (options.resolver ?? (defaultResolver ??= new Resolver())) as AbortableResolver;
+/** The caller's resolver, or one shared default (the system's name servers). */
+function resolverOf(options: PlanOptions): DnsResolver {
+  return options.resolver ?? (defaultResolver ??= new Resolver());
 }
 
 /** Self-detection applies to SMTP on port 25 only (Postfix SMTP_MISC_FLAG_LOOP_DETECT). */
