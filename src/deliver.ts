@@ -12,8 +12,13 @@ import { resolveOptions, type DeliverOptions, type ResolvedOptions, type TlsPoli
 import type { Destination } from './destination/destination.js';
 import { parseDestination } from './destination/parse-destination.js';
 import { RecipientLedger } from './results/ledger.js';
-import { describe, type ServerIdentity } from './results/describe.js';
-import { planServers, type Server } from './routing/plan.js';
+import { describe, type Described, type ServerIdentity } from './results/describe.js';
+import { planServers, resolverFor, type Server } from './routing/plan.js';
+import { dnsErrorClass, type TlsaRecord } from './routing/resolver.js';
+import { evaluateTlsPolicy, type TlsDecision, type TlsPolicyContext } from './tls/tls-policy.js';
+import { getMtaStsPolicy, type MtaStsLookup, type MtaStsOptions } from './tls/mta-sts.js';
+import { startTls, checkPeer, tlsInfo, type TlsOk } from './node/tls-connect.js';
+import type { TlsResultType } from './protocol/why.js';
 import { ClientSession } from './protocol/client-session.js';
 import type { Why } from './protocol/why.js';
 import { prepareSource, type PreparedSource } from './node/message-source.js';
@@ -128,6 +133,8 @@ class Delivery {
       // FINAL_NEXTHOP: the last site, or we are an MX for it (no fallback relay after us).
       const finalNexthop = d === sites.length - 1 || plan.iAmMx || dest.kind === 'unix';
       const servers = plan.servers;
+      // MTA-STS (RFC 8461) applies to a domain next hop, looked up once per site.
+      const stsLookup = await this.mtaSts(dest);
       // smtp_mx_session_limit counts sessions that finished the handshake, per site (MX-10).
       let sessions = 0;
       for (let i = 0; i < servers.length; i++) {
@@ -137,22 +144,36 @@ class Delivery {
           break sites;
         }
         const server = servers[i]!;
-        let policy: TlsPolicy;
-        try {
-          policy = opts.tls(dest.nexthop);
-        } catch (err) {
-          const described = describe({ kind: 'local', reason: 'tls-policy', detail: `client TLS configuration problem: ${err instanceof Error ? err.message : String(err)}` }, undefined);
-          this.ledger.siteError(described);
+        const tls = await this.tlsDecision(dest, server, plan.mxSecure, stsLookup);
+        if (!tls) break sites; // aborted
+        if (!tls.ok) {
+          // A TLS policy that cannot be met here skips the server; it never weakens security.
+          const identity = server.kind === 'unix' ? { host: server.host, address: server.path } : { host: server.host, address: server.address, port: server.port };
+          const described: Described = { status: tls.status, reason: tls.reason, success: false, ...(tls.tlsFailure ? { tlsFailure: tls.tlsFailure } : {}) };
+          this.ledger.siteError(described, identity);
+          this.attempts.push({
+            nexthop: dest.nexthop,
+            host: server.host,
+            address: server.kind === 'unix' ? server.path : server.address,
+            ...(server.kind === 'tcp' ? { port: server.port } : {}),
+            outcome: 'skipped',
+            stage: 'tls-policy',
+            reason: tls.reason,
+            status: tls.status,
+            startedAt: new Date(),
+            endedAt: new Date(),
+          });
           continue;
         }
-        // DEST-5: TLS `may` is lowered to `none` over a unix socket.
-        let level = dest.kind === 'unix' && policy.level === 'may' ? 'none' : (policy.level ?? 'may');
+        let decision = tls;
         // FINAL_SERVER before the handshake: the last address of a final next hop (§1.1 step 6).
         const lastAddress = i === servers.length - 1;
         let limitReached = false;
         for (;;) {
-          const plainRetryAllowed = level === 'may' && this.messageOldEnough();
-          const r = await this.attempt(dest, server, level, {
+          // Postfix §1.6: the plaintext retry is for level may, without REQUIRETLS, for a message
+          // queued long enough (no SASL credentials exist in this version).
+          const plainRetryAllowed = decision.level === 'may' && !this.env.requireTls && this.messageOldEnough();
+          const r = await this.attempt(dest, server, decision, {
             finalBeforeHandshake: finalNexthop && lastAddress,
             // After a completed handshake that reaches the session limit, this is the last
             // session of the site; at a final next hop its soft errors are final too.
@@ -165,11 +186,12 @@ class Delivery {
             },
             plainRetryAllowed,
             bestMx: server.kind === 'tcp' && server.preference === plan.bestPreference,
+            stsFailure: stsLookup?.failure,
           });
           // Postfix RETRY_AS_PLAINTEXT: the same address again at level none, not counted (§1.6).
           if (r.retryPlaintext && this.ledger.left.length > 0 && !this.aborted && !this.contentSpent) {
             opts.onEvent({ type: 'warning', message: `TLS failed with ${server.host}; retrying the same server in plaintext` });
-            level = 'none';
+            decision = { ...decision, level: 'none', startTls: 'never', check: { kind: 'none' } };
             continue;
           }
           break;
@@ -195,6 +217,75 @@ class Delivery {
     this.ledger.siteError(describe({ kind: 'local', reason: 'message-source', detail }, undefined));
   }
 
+  /** The caller's TLS policy for a next hop (a throwing policy function is a configuration problem). */
+  private policyFor(dest: Destination): TlsPolicy | { invalid: string } {
+    try {
+      return this.opts.tls(dest.nexthop);
+    } catch (err) {
+      return { invalid: err instanceof Error ? err.message : String(err) };
+    }
+  }
+
+  /** The MTA-STS policy of a domain next hop, when the TLS policy asks for MTA-STS. */
+  private async mtaSts(dest: Destination): Promise<MtaStsLookup | undefined> {
+    if (dest.kind !== 'mx') return undefined;
+    const policy = this.policyFor(dest);
+    if ('invalid' in policy || !policy.mtaSts) return undefined;
+    const o = typeof policy.mtaSts === 'object' ? (policy.mtaSts as Partial<MtaStsOptions>) : {};
+    const resolver = resolverFor(this.opts.resolver);
+    if (!resolver.resolveTxt) {
+      this.opts.onEvent({ type: 'warning', message: 'MTA-STS needs a resolver with resolveTxt; skipped' });
+      return undefined;
+    }
+    const lookup = await getMtaStsPolicy(dest.host, { ...o, resolver, ...(this.opts.signal ? { signal: this.opts.signal } : {}) });
+    if (lookup.failure) this.opts.onEvent({ type: 'warning', message: `MTA-STS ${dest.host}: ${lookup.failure.resultType}: ${lookup.failure.detail}` });
+    return lookup;
+  }
+
+  /**
+   * The TLS decision for one server: the caller's policy, the DNSSEC status and TLSA records
+   * for DANE, the MTA-STS policy. Undefined when the caller aborted.
+   */
+  private async tlsDecision(dest: Destination, server: Server, mxSecure: boolean, sts: MtaStsLookup | undefined): Promise<TlsDecision | undefined> {
+    const policy = this.policyFor(dest);
+    if ('invalid' in policy) return { ok: false, status: '4.7.5', reason: `client TLS configuration problem: ${policy.invalid}`, warnings: [] };
+    const level = policy.level ?? 'may';
+    let tlsa: TlsPolicyContext['tlsa'];
+    if ((level === 'dane' || level === 'dane-only') && this.opts.dnsSupportLevel === 'dnssec' && server.kind === 'tcp' && server.host !== server.address) {
+      tlsa = await this.lookupTlsa(server);
+      if (this.aborted) return undefined;
+    }
+    const decision = evaluateTlsPolicy(policy, {
+      protocol: this.opts.protocol,
+      nexthop: dest.nexthop,
+      nexthopDomain: dest.certName,
+      host: server.host,
+      port: server.kind === 'tcp' ? server.port : 0,
+      unix: server.kind === 'unix',
+      dnsSupportLevel: this.opts.dnsSupportLevel,
+      mxSecure,
+      ...(tlsa ? { tlsa } : {}),
+      ...(sts?.policy ? { sts: sts.policy } : {}),
+    });
+    for (const w of decision.warnings) this.opts.onEvent({ type: 'warning', message: w });
+    return decision;
+  }
+
+  /** TLSA at `_port._tcp.host` (RFC 7672 §2.2), only for a host whose address answer is DNSSEC-secure. */
+  private async lookupTlsa(server: Extract<Server, { kind: 'tcp' }>): Promise<TlsPolicyContext['tlsa']> {
+    if (!server.addressSecure) return undefined; // host not signed: no TLSA lookup (Postfix)
+    const resolver = resolverFor(this.opts.resolver);
+    if (!resolver.resolveTlsa) return { error: 'the resolver cannot look up TLSA records' };
+    const name = `_${server.port}._tcp.${server.host}`;
+    try {
+      const answer = (await resolver.resolveTlsa(name, this.opts.signal ? { signal: this.opts.signal } : undefined)) as TlsaRecord[] & { authenticated?: boolean };
+      return { records: answer, authenticated: answer.authenticated === true, base: server.host };
+    } catch (err) {
+      if (dnsErrorClass(err) === 'notfound') return { records: [], authenticated: false, base: server.host };
+      return { error: `${name}: ${(err as { code?: string }).code ?? String(err)}` };
+    }
+  }
+
   private messageOldEnough(): boolean {
     const q = this.env.queuedAt;
     return q === undefined || Date.now() - q.getTime() >= MINIMAL_BACKOFF_MS;
@@ -203,8 +294,10 @@ class Delivery {
   private async attempt(
     dest: Destination,
     server: Server,
-    level: string,
+    decision: TlsOk,
     how: {
+      /** An MTA-STS policy problem to report with the results decided here (RFC 8460). */
+      stsFailure?: { resultType: string; detail: string } | undefined;
       /** Postfix FINAL_SERVER as set before the handshake. */
       finalBeforeHandshake: boolean;
       /** Called once the handshake completed; returns true when this session became final. */
@@ -261,7 +354,7 @@ class Delivery {
       record('connect-failed', 'connect', why);
       return { retryPlaintext: false };
     }
-    const socket = conn.socket;
+    let socket: import('node:net').Socket = conn.socket;
     opts.onEvent({
       type: 'connected',
       host: server.host,
@@ -270,6 +363,33 @@ class Delivery {
       ...(socket.localAddress ? { localAddress: socket.localAddress } : {}),
       ...(socket.localPort ? { localPort: socket.localPort } : {}),
     });
+
+    const level = decision.level;
+    const secure = {
+      decision,
+      sessions: opts.tlsSessionCache && server.kind === 'tcp'
+        ? { store: opts.tlsSessionCache, key: `${server.address}:${server.port}:${decision.servername ?? ''}:${level}`, ttlMs: opts.tlsSessionCacheTimeout }
+        : undefined,
+    };
+    // Wrapper mode (TLS-21): the TLS handshake before the greeting.
+    let wrapped: TlsInfo | undefined;
+    let wrappedFailure: { detail: string; resultType: TlsResultType } | undefined;
+    if (decision.wrapperMode) {
+      const t = startTls(socket, secure);
+      const r = await t.ready;
+      if (!r.ok) {
+        t.socket.destroy();
+        const why: Why = { kind: 'local', reason: 'tls-handshake', detail: r.detail, tlsFailure: { resultType: 'validation-failure', detail: r.detail } };
+        this.ledger.siteError(describe(why, identity, opts), identity);
+        record('session-failed', 'tls', why);
+        return { retryPlaintext: false };
+      }
+      const check = checkPeer(t.socket, decision.check);
+      wrapped = tlsInfo(t.socket, level, check.ok && check.verified);
+      opts.onEvent({ type: 'tls', ...wrapped });
+      if (!check.ok) wrappedFailure = { detail: check.detail, resultType: check.resultType };
+      socket = t.socket;
+    }
 
     const session = new ClientSession({
       protocol: opts.protocol,
@@ -285,7 +405,10 @@ class Delivery {
       quoteRfc821Envelope: opts.quoteRfc821Envelope,
       chunking: opts.chunking,
       bdatChunkSize: opts.bdatChunkSize,
-      startTls: level === 'none' ? 'never' : 'opportunistic',
+      startTls: decision.startTls,
+      inTls: decision.wrapperMode,
+      tlsVerified: wrapped?.verified ?? false,
+      blockEarlyMailReply: decision.blockEarlyMailReply,
       // MX-7: only with loop detection on (SMTP, port 25, our addresses known).
       ...(opts.protocol === 'smtp' && port === 25 && opts.myAddresses.size > 0
         ? { loopCheck: { name: opts.heloName, nexthop: dest.certName, bestMx: how.bestMx } }
@@ -319,9 +442,8 @@ class Delivery {
       timeouts: opts.timeouts,
       signal: opts.signal,
       onEvent: opts.onEvent,
-      tlsLevel: level,
-      // Level may: encryption without authentication; no SNI unless asked (smtp_tls_servername).
-      tlsOptions: () => ({ rejectUnauthorized: false, servername: '' }),
+      secure,
+      ...(wrapped ? { wrapped } : {}),
       ...(source.kind === 'stream'
         ? {
             openContent: () => {
@@ -333,7 +455,7 @@ class Delivery {
       onReady: () => {
         if (how.onHandshake()) finalServer = true;
       },
-      onOutcome: (index: number, why: Why, tls: TlsInfo | undefined) => {
+      onOutcome: (index: number, why: Why, tls: TlsInfo | undefined, stsTesting?: { resultType: TlsResultType; detail: string }) => {
         if (why.kind !== 'success') lastFailure = why;
         const described = describe(why, identity, opts);
         // After a TLS failure at level may, the same server is tried again in plaintext, so
@@ -349,6 +471,7 @@ class Delivery {
           deliveredOnSuccess: opts.protocol === 'lmtp' && opts.final && !(caps?.dsn ?? false),
           serverDsn: caps?.dsn ?? false,
           ...(tls ? { tls } : {}),
+          ...(stsTesting ? { tlsFailure: stsTesting } : how.stsFailure ? { tlsFailure: how.stsFailure } : {}),
         });
       },
     });

@@ -36,22 +36,9 @@ export interface Timeouts {
   starttls: number;
 }
 
-export type TlsLevel = 'none' | 'may' | 'encrypt' | 'dane' | 'dane-only' | 'fingerprint' | 'verify' | 'secure';
-
-/** TLS policy (API.md). This version implements the levels `none` and `may`. */
-export interface TlsPolicy {
-  level?: TlsLevel;
-  ca?: string | Uint8Array | Array<string | Uint8Array>;
-  cert?: string | Uint8Array;
-  key?: string | Uint8Array;
-  servername?: 'hostname' | 'nexthop' | string;
-  verifyCertMatch?: string[];
-  secureCertMatch?: string[];
-  fingerprints?: string[];
-  fingerprintDigest?: 'sha256' | 'sha1' | 'md5';
-  wrapperMode?: boolean;
-  mtaSts?: boolean | object;
-}
+export type { TlsLevel, TlsPolicy } from './tls/tls-policy.js';
+import type { TlsLevel, TlsPolicy } from './tls/tls-policy.js';
+import { clampSessionTimeout, defaultTlsSessionStore, type TlsSessionStore } from './tls/session-cache.js';
 
 export interface DeliverOptions {
   /** `smtp` (default) or `lmtp`. */
@@ -66,8 +53,12 @@ export interface DeliverOptions {
   dnsSupportLevel?: 'disabled' | 'enabled' | 'dnssec';
   /** DNS; default: the system resolver. */
   resolver?: DnsResolver;
-  /** TLS policy, or a function of the next hop. Default level `may` (Postfix 3.11+). */
+  /** TLS policy, or a function of the next hop (smtp_tls_policy_maps). Default level `may` (Postfix 3.11+). */
   tls?: TlsPolicy | ((nexthop: string) => TlsPolicy);
+  /** `smtp_tls_session_cache_database`: where resumable TLS sessions are kept; `false` turns it off. Default: in memory. */
+  tlsSessionCache?: TlsSessionStore | false;
+  /** `smtp_tls_session_cache_timeout` (3600 s), in milliseconds. */
+  tlsSessionCacheTimeout?: number;
   /** SASL credentials (the SASL issue); not supported by this version. */
   auth?: unknown;
   /** Connection cache (the pool issue); not supported by this version. */
@@ -153,6 +144,8 @@ export interface ResolvedOptions {
   dnsSupportLevel: 'disabled' | 'enabled' | 'dnssec';
   resolver: DnsResolver | undefined;
   tls: (nexthop: string) => TlsPolicy;
+  tlsSessionCache: TlsSessionStore | undefined;
+  tlsSessionCacheTimeout: number;
   timeouts: Timeouts;
   signal: AbortSignal | undefined;
   final: boolean;
@@ -203,7 +196,9 @@ export const OPTION_TABLE: readonly OptionRow[] = [
   { name: 'knownTcpPorts', postfix: 'known_tcp_ports', default: 'lmtp=24 smtp=25 smtps=submissions=465 submission=587', meaning: 'service names' },
   { name: 'dnsSupportLevel', postfix: 'smtp_dns_support_level', default: "'enabled'", meaning: 'DNS use (DANE needs dnssec)' },
   { name: 'resolver', postfix: '(resolver)', default: 'system resolver', meaning: 'DNS resolver (resolveMx, resolve4, resolve6)' },
-  { name: 'tls', postfix: 'smtp_tls_security_level, smtp_tls_policy_maps', default: "{ level: 'may' }", meaning: 'TLS policy; this version implements none and may' },
+  { name: 'tls', postfix: 'smtp_tls_security_level, smtp_tls_policy_maps', default: "{ level: 'may' }", meaning: 'TLS policy (levels none … secure, DANE, MTA-STS), or a function of the next hop' },
+  { name: 'tlsSessionCache', postfix: 'smtp_tls_session_cache_database', default: 'in memory', meaning: 'TLS session resumption store; false turns it off' },
+  { name: 'tlsSessionCacheTimeout', postfix: 'smtp_tls_session_cache_timeout', default: '3600000', meaning: 'how long a TLS session may be resumed (ms)' },
   { name: 'timeouts', postfix: 'smtp_*_timeout', default: 'connect 30s (LMTP 0), helo/mail/rcpt/quit/starttls 300s, dataInit 120s, dataXfer 180s, dataDone 600s, rset 20s', meaning: 'per reply awaited, milliseconds' },
   { name: 'signal', postfix: '-', default: 'none', meaning: 'AbortSignal: unfinished recipients become delayed 4.4.7' },
   { name: 'final', postfix: 'flags=X', default: 'false', meaning: "LMTP success is 'delivered' when the server lacks DSN" },
@@ -382,6 +377,8 @@ export function resolveOptions(options: DeliverOptions | undefined): ResolvedOpt
     dnsSupportLevel,
     resolver: o.resolver,
     tls,
+    tlsSessionCache: o.tlsSessionCache === false ? undefined : (o.tlsSessionCache ?? defaultTlsSessionStore),
+    tlsSessionCacheTimeout: clampSessionTimeout(int(o.tlsSessionCacheTimeout, 'tlsSessionCacheTimeout', 3_600_000)),
     timeouts,
     signal: o.signal,
     final: bool(o.final, 'final', false),
@@ -418,13 +415,10 @@ export function resolveOptions(options: DeliverOptions | undefined): ResolvedOpt
   };
 }
 
+/** What can be checked without a connection; the rest (names, fingerprints) is checked per server. */
 function checkTlsPolicy(p: TlsPolicy): TlsPolicy {
   if (typeof p !== 'object' || p === null) bad('tls must be a TlsPolicy object');
   const level = p.level ?? 'may';
   if (!TLS_LEVELS.includes(level)) bad(`tls.level: unknown level "${String(level)}"`);
-  if (level !== 'none' && level !== 'may') {
-    bad(`tls.level "${level}" is not supported by this version of mailwire (none and may are)`);
-  }
-  if (p.wrapperMode) bad('tls.wrapperMode is not supported by this version of mailwire');
   return { ...p, level };
 }

@@ -6,7 +6,7 @@
  * it, so an abort never loses a result already known.
  */
 import type { Socket } from 'node:net';
-import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import type { Capabilities } from '../protocol/ehlo-parser.js';
 import type { ClientSession } from '../protocol/client-session.js';
 import type { Why } from '../protocol/why.js';
@@ -14,26 +14,25 @@ import type { DeliveryEvent } from '../events.js';
 import type { Timeouts } from '../options.js';
 import { stageTimeout } from './stage-timeouts.js';
 import { errnoText } from './connect.js';
+import { checkPeer, startTls, tlsInfo, type SecureOptions, type TlsInfo } from './tls-connect.js';
+import type { TlsResultType } from '../protocol/why.js';
 
-export interface TlsInfo {
-  version: string;
-  cipher: string;
-  verified: boolean;
-  level: string;
-}
+export type { TlsInfo } from './tls-connect.js';
+
 
 export interface ConversationOptions {
   timeouts: Timeouts;
   signal?: AbortSignal | undefined;
   onEvent: (e: DeliveryEvent) => void;
-  onOutcome: (index: number, why: Why, tls: TlsInfo | undefined) => void;
+  onOutcome: (index: number, why: Why, tls: TlsInfo | undefined, stsTestingFailure?: { resultType: TlsResultType; detail: string }) => void;
   /** The handshake completed (greeting, EHLO, STARTTLS, AUTH): Postfix counts the session now. */
   onReady?: () => void;
   /** The streamed message, opened when the engine first asks for content. */
   openContent?: () => AsyncIterator<Uint8Array>;
-  /** Options for the client side of a STARTTLS handshake. */
-  tlsOptions?: () => ConnectionOptions;
-  tlsLevel?: string;
+  /** What STARTTLS must do (policy decision, session cache); absent = no TLS possible. */
+  secure?: SecureOptions;
+  /** The connection is already TLS (wrapper mode): its info, for results. */
+  wrapped?: TlsInfo;
 }
 
 export interface ConversationResult {
@@ -43,6 +42,10 @@ export interface ConversationResult {
   contentOpened: boolean;
   /** The TLS handshake failed (Postfix: plaintext retry may be allowed at level may). */
   tlsHandshakeFailed: boolean;
+  /** The certificate failed the level's check (RFC 8460 result type). */
+  tlsCheckFailure: { resultType: TlsResultType; detail: string } | undefined;
+  /** MTA-STS testing mode: what enforce would have refused. */
+  stsTestingFailure: { resultType: TlsResultType; detail: string } | undefined;
   aborted: boolean;
 }
 
@@ -58,6 +61,8 @@ class Conversation {
   private wake: (() => void) | undefined;
   private contentStarted = false;
   private tls: TlsInfo | undefined;
+  private tlsCheckFailure: { resultType: TlsResultType; detail: string } | undefined;
+  private stsTestingFailure: { resultType: TlsResultType; detail: string } | undefined;
   private tlsHandshakeFailed = false;
   private aborted = false;
   private armedStage = '';
@@ -70,6 +75,7 @@ class Conversation {
     private readonly options: ConversationOptions,
   ) {
     this.socket = socket;
+    this.tls = options.wrapped;
   }
 
   run(): Promise<ConversationResult> {
@@ -139,7 +145,7 @@ class Conversation {
           this.options.onReady?.();
           break;
         case 'outcome':
-          this.options.onOutcome(ev.index, ev.why, this.tls);
+          this.options.onOutcome(ev.index, ev.why, this.tls, this.stsTestingFailure);
           break;
         case 'needContent':
           void this.streamContent();
@@ -246,44 +252,60 @@ class Conversation {
     raw.removeAllListeners('data');
     raw.removeAllListeners('drain');
     raw.removeAllListeners('close');
-    raw.pause();
-    const tlsOpts = this.options.tlsOptions?.() ?? {};
-    const sock = tlsConnect({ ...tlsOpts, socket: raw });
-    this.socket = sock;
-    let secured = false;
-    sock.once('secureConnect', () => {
-      secured = true;
-      const cipher = sock.getCipher();
-      this.tls = {
-        version: sock.getProtocol() ?? 'unknown',
-        cipher: cipher?.name ?? 'unknown',
-        verified: sock.authorized,
-        level: this.options.tlsLevel ?? 'may',
-      };
-      this.options.onEvent({ type: 'tls', ...this.tls });
-      this.session.tlsEstablished();
-      this.pump();
-      this.arm(true);
-    });
-    sock.on('error', (err: Error) => {
-      if (secured || this.finished) return;
-      this.tlsHandshakeFailed = true;
+    const secure = this.options.secure;
+    if (!secure) {
       this.hard = true;
-      this.session.tlsFailed(errnoText(err));
+      this.session.tlsFailed('no TLS policy for this connection');
       this.pump();
       this.close(true);
-    });
+      return;
+    }
+    const { socket: sock, ready } = startTls(raw, secure);
+    this.socket = sock;
+    let settled = false;
     this.attach(sock);
-    // Make 'close' before the handshake completes count as a failed handshake, not a lost connection.
+    // 'close' or 'error' before the handshake completes is a failed handshake, not a lost connection.
     sock.prependOnceListener('close', () => {
-      if (!secured && !this.finished) {
-        this.tlsHandshakeFailed = true;
-        this.hard = true;
-        this.session.tlsFailed('connection closed during the TLS handshake');
-        this.pump();
-        this.close(true);
+      if (!settled && !this.finished) {
+        settled = true;
+        this.handshakeFailed('connection closed during the TLS handshake');
       }
     });
+    void ready.then((r) => {
+      if (settled || this.finished) return;
+      settled = true;
+      if (!r.ok) return this.handshakeFailed(r.detail);
+      this.secured(sock);
+    });
+    this.arm(true);
+  }
+
+  private handshakeFailed(detail: string): void {
+    this.tlsHandshakeFailed = true;
+    this.hard = true;
+    this.session.tlsFailed(detail);
+    this.pump();
+    this.close(true);
+  }
+
+  /** Handshake done: run the level's check; the engine goes on only if it passed. */
+  private secured(sock: TLSSocket): void {
+    const secure = this.options.secure!;
+    const result = checkPeer(sock, secure.decision.check);
+    this.tls = tlsInfo(sock, secure.decision.level, result.ok && result.verified);
+    this.options.onEvent({ type: 'tls', ...this.tls });
+    if (secure.decision.stsTesting) {
+      // MTA-STS testing mode: deliver regardless, report what enforce would have refused.
+      const sts = checkPeer(sock, secure.decision.stsTesting.check);
+      if (!sts.ok) this.stsTestingFailure = { resultType: sts.resultType, detail: sts.detail };
+    }
+    if (!result.ok) {
+      this.tlsCheckFailure = { resultType: result.resultType, detail: result.detail };
+      this.session.tlsNotVerified(result.detail, result.resultType);
+    } else {
+      this.session.tlsEstablished({ verified: result.verified });
+    }
+    this.pump();
     this.arm(true);
   }
 
@@ -308,6 +330,8 @@ class Conversation {
       tls: this.tls,
       contentOpened: this.contentStarted,
       tlsHandshakeFailed: this.tlsHandshakeFailed,
+      tlsCheckFailure: this.tlsCheckFailure,
+      stsTestingFailure: this.stsTestingFailure,
       aborted: this.aborted,
     });
   }

@@ -22,7 +22,7 @@ import { parseEhlo, noCapabilities, type Capabilities } from './ehlo-parser.js';
 import { parseMailbox } from './address.js';
 import { ReplyParser } from './reply-parser.js';
 import type { Reply } from './reply.js';
-import type { LocalReason, RepliedCommand, Why } from './why.js';
+import type { LocalReason, RepliedCommand, TlsResultType, Why } from './why.js';
 import type { SaslMechanism } from './sasl-exchange.js';
 import { SaslExchange } from './sasl-exchange.js';
 
@@ -65,6 +65,10 @@ export interface SessionConfig {
   sasl?: (caps: Capabilities, inTls: boolean) => SaslMechanism | undefined | { fail: string };
   /** Postfix `smtp_send_dummy_mail_auth`. */
   sendDummyMailAuth?: boolean;
+  /** `smtp_tls_block_early_mail_reply` (mailwire default true). */
+  blockEarlyMailReply?: boolean;
+  /** Wrapper mode: the TLS connection was authenticated (for REQUIRETLS). */
+  tlsVerified?: boolean;
   /** QUIT after the transaction (false keeps the connection for reuse: pool issue). */
   quitAfterTransaction?: boolean;
   /**
@@ -162,6 +166,8 @@ const STAGE_TEXT: Record<Exclude<Stage, 'idle' | 'done'>, string> = {
 
 interface Pending {
   kind: CommandKind;
+  /** The receive() batch during which the command was written (early-reply check). */
+  batch?: number;
   /** Command octets counted against the pipelining window. */
   bytes: number;
   /** For `rcpt`: position in the transaction's recipient list. */
@@ -249,6 +255,11 @@ export class ClientSession {
   private sasl: SaslExchange | undefined;
   private quitSent = false;
   private handshakeDone = false;
+  /** receive() calls so far: a reply in the same batch as the command it answers came before it. */
+  private batch = 0;
+  private tlsVerified = false;
+  /** Plaintext replies came right after the 220 to STARTTLS (and were discarded). */
+  plaintextInjection = false;
   /** The command whose reply is being handled (for `failedStage`). */
   private handling: CommandKind | undefined;
   private protocolError = false;
@@ -274,6 +285,7 @@ export class ClientSession {
       ...config,
     };
     this.inTls = config.inTls ?? false;
+    this.tlsVerified = config.tlsVerified ?? false;
     this.parser = new ReplyParser({
       ...(config.replyLineLimit !== undefined ? { lineLengthLimit: config.replyLineLimit } : {}),
       ...(config.maxReplyLines !== undefined ? { maxReplyLines: config.maxReplyLines } : {}),
@@ -294,10 +306,16 @@ export class ClientSession {
   /** Bytes received from the server. */
   receive(bytes: Uint8Array): void {
     if (this.phase === 'done' || this.phase === 'tls') return;
+    this.batch++;
     const replies = this.parser.feed(bytes);
-    for (const reply of replies) {
-      if (this.stopped()) break; // STARTTLS: drop what follows the 220
-      this.handleReply(reply);
+    for (let i = 0; i < replies.length; i++) {
+      if (this.stopped()) {
+        // STARTTLS: what followed the 220 in plaintext is dropped, never acted on (RFC 3207
+        // §4.2, CVE-2011-0411); say so, it is the server (or someone on the path) misbehaving.
+        if ((this.phase as string) === 'tls') this.reportInjection(replies.length - i);
+        break;
+      }
+      this.handleReply(replies[i]!);
     }
     if (this.parser.overflow && !this.stopped()) {
       this.failSession(
@@ -338,10 +356,15 @@ export class ClientSession {
     this.failSession({ kind: 'local', reason: 'aborted', detail: 'delivery aborted by the caller' }, false);
   }
 
-  /** The adapter finished the TLS handshake the engine asked for. */
-  tlsEstablished(): void {
+  /**
+   * The adapter finished the TLS handshake the engine asked for and the certificate passed
+   * the level's check; `verified`: the server was authenticated (verify, secure, fingerprint,
+   * DANE), which REQUIRETLS needs.
+   */
+  tlsEstablished(info: { verified?: boolean } = {}): void {
     if (this.phase !== 'tls') throw new Error('ClientSession: no TLS handshake was asked for');
     this.inTls = true;
+    this.tlsVerified = info.verified ?? false;
     this.phase = 'handshake';
     // RFC 3207 §4.2: forget everything learned before TLS, then EHLO again.
     this.capabilities = undefined;
@@ -352,7 +375,31 @@ export class ClientSession {
   /** The TLS handshake failed: the session is forbidden (no QUIT, Postfix §1.6). */
   tlsFailed(detail: string): void {
     if (this.phase !== 'tls') return;
-    this.failSession({ kind: 'local', reason: 'tls-handshake', detail }, false);
+    this.failSession({ kind: 'local', reason: 'tls-handshake', detail, tlsFailure: { resultType: 'validation-failure', detail } }, false);
+  }
+
+  /**
+   * TLS is up but the certificate failed the level's check (level > encrypt): 4.7.5 "Server
+   * certificate not verified", and QUIT politely over TLS (Postfix §1.6). Nothing else is sent:
+   * no credentials, no mail.
+   */
+  tlsNotVerified(detail: string, resultType: TlsResultType): void {
+    if (this.phase === 'done') return;
+    if (this.phase === 'tls') {
+      this.inTls = true;
+      this.phase = 'handshake';
+      this.parser.reset();
+    }
+    this.failSession({ kind: 'local', reason: 'tls-not-verified', detail, tlsFailure: { resultType, detail } });
+  }
+
+  private reportInjection(replies: number): void {
+    this.plaintextInjection = true;
+    this.protocolError = true;
+    this.events.push({
+      type: 'warning',
+      message: `server sent ${replies} more repl${replies === 1 ? 'y' : 'ies'} in plaintext right after its 220 to STARTTLS; discarded (response injection, CVE-2011-0411)`,
+    });
   }
 
   /** Message content (stream transactions), while `wantsContent`. */
@@ -500,7 +547,7 @@ export class ClientSession {
       case 'auth':
         return this.onAuth(reply);
       case 'mail':
-        return this.onMail(reply);
+        return this.onMail(reply, head.batch);
       case 'rcpt':
         return this.onRcpt(head.rcpt!, reply);
       case 'data':
@@ -624,8 +671,17 @@ export class ClientSession {
     else this.pump();
   }
 
-  private onMail(reply: Reply): void {
+  private onMail(reply: Reply, sentInBatch: number | undefined): void {
     const tx = this.tx!;
+    // Inside TLS, a reply to MAIL that was already there before MAIL was written is a
+    // hijack sign (smtp_tls_block_early_mail_reply, CVE-2009-3555): site failure 4.7.0, then RSET.
+    if (this.inTls && (this.config.blockEarlyMailReply ?? true) && sentInBatch === this.batch) {
+      this.events.push({ type: 'warning', message: 'server violates the protocol: reply to MAIL FROM received before MAIL FROM was sent (possible CVE-2009-3555 attack)' });
+      this.protocolError = true;
+      tx.mailRejected = true;
+      this.markUnmarked({ kind: 'local', reason: 'unexpected-reply', detail: 'unexpected server message', reply });
+      return this.pump();
+    }
     if (reply.code < 200 || reply.code > 299) {
       tx.mailRejected = true;
       this.markUnmarked({ kind: 'reply', reply, command: 'MAIL FROM' });
@@ -735,6 +791,17 @@ export class ClientSession {
         kind: 'local',
         reason: 'smtputf8-required',
         detail: 'SMTPUTF8 is required, but was not offered by host',
+      });
+      return this.endTransaction(tx);
+    }
+
+    // RFC 8689 §4.2.2: REQUIRETLS needs verified TLS and a server that announces REQUIRETLS;
+    // otherwise 5.7.30, soft while another MX remains (Postfix SMTP_MISC_FAIL_SOFT_NON_FINAL).
+    if (input.requireTls && (!this.inTls || !this.tlsVerified || !caps.requireTls)) {
+      this.markUnmarked({
+        kind: 'local',
+        reason: 'requiretls',
+        detail: !this.inTls || !this.tlsVerified ? 'REQUIRETLS is required, but TLS was not verified with host' : 'REQUIRETLS is required, but was not offered by host',
       });
       return this.endTransaction(tx);
     }
@@ -1054,6 +1121,7 @@ export class ClientSession {
   }
 
   private sendLine(line: string, pending: Pending, count = true, redacted?: string): void {
+    pending.batch = this.batch;
     const bytes = encoder.encode(line + CRLF);
     this.out.push(bytes);
     if (count) {

@@ -5,6 +5,20 @@
  */
 import type { Reply } from './reply.js';
 
+/** RFC 8460 §4.3 result types for TLS failures. */
+export type TlsResultType =
+  | 'starttls-not-supported'
+  | 'certificate-host-mismatch'
+  | 'certificate-expired'
+  | 'certificate-not-trusted'
+  | 'validation-failure'
+  | 'tlsa-invalid'
+  | 'dnssec-invalid'
+  | 'dane-required'
+  | 'sts-policy-fetch-error'
+  | 'sts-policy-invalid'
+  | 'sts-webpki-invalid';
+
 /** The command a reply answered, as Postfix names it in "(in reply to X command)". */
 export type RepliedCommand = 'MAIL FROM' | 'RCPT TO' | 'DATA' | 'end of DATA' | 'BDAT' | 'AUTH' | 'STARTTLS';
 
@@ -16,6 +30,9 @@ export type LocalReason =
   | 'smtputf8-required' // 5.6.7: SMTPUTF8 needed, server lacks it (soft while servers remain)
   | 'starttls-missing' // 4.7.4: TLS required, STARTTLS not offered
   | 'tls-handshake' // 4.7.5: TLS handshake failed
+  | 'tls-not-verified' // 4.7.5: "Server certificate not verified" (level above encrypt)
+  | 'requiretls' // 5.7.30: REQUIRETLS without verified TLS or without the server's support (soft while servers remain)
+  | 'unexpected-reply' // 4.7.0: a reply to MAIL before MAIL was sent, inside TLS (CVE-2009-3555)
   | 'tls-policy' // 4.7.5: the TLS policy is invalid ("client TLS configuration problem")
   | 'message-source' // 4.3.0: the message could not be read
   | 'protocol' // 5.5.0: the server broke the protocol (e.g. an endless reply)
@@ -33,7 +50,7 @@ export type Why =
   | { kind: 'lost'; stage: string }
   /** A stage deadline passed: "conversation with H[A] timed out while <stage>". */
   | { kind: 'timeout'; stage: string }
-  | { kind: 'local'; reason: LocalReason; detail: string; reply?: Reply }
+  | { kind: 'local'; reason: LocalReason; detail: string; reply?: Reply; tlsFailure?: { resultType: TlsResultType; detail: string } }
   /** The TCP or unix-socket connect failed (never from the engine; the adapter's). */
   | { kind: 'connect'; detail: string; status?: '4.4.0' }
   /** A DNS lookup failed (routing): Postfix's smtp_addr.c statuses. */

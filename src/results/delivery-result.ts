@@ -26,7 +26,13 @@ export interface RecipientResult {
   /** The address (or unix socket path) of the server that decided. */
   remoteAddress?: string;
   reply?: ReplySummary;
-  tls?: { version: string; cipher: string; verified: boolean; level: string };
+  /** The TLS session the result was decided in: protocol, cipher, whether the server was authenticated, the level applied, and whether the session was resumed. */
+  tls?: { version: string; cipher: string; verified: boolean; level: string; resumed?: boolean };
+  /**
+   * RFC 8460 details when TLS failed (or, with MTA-STS `testing`, would have failed) at the
+   * server that decided: ready for a TLS-RPT report.
+   */
+  tlsFailure?: { resultType: string; receivingMxHostname?: string; receivingIp?: string; detail?: string };
   /** DSN-3: the server announced DSN and took over NOTIFY=SUCCESS. */
   successNotifyHandedOff?: boolean;
 }

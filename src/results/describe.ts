@@ -5,7 +5,7 @@
 import type { Reply } from '../protocol/reply.js';
 import { replyText } from '../protocol/reply.js';
 import { statusClass, withClass } from '../protocol/enhanced-status.js';
-import type { LocalReason, Why } from '../protocol/why.js';
+import type { LocalReason, TlsResultType, Why } from '../protocol/why.js';
 import type { ReplySummary } from './delivery-result.js';
 
 /** The server a Why happened at, as Postfix names it: `host[address]`. */
@@ -26,6 +26,8 @@ export interface Described {
   diagnosticCode?: string;
   remoteMta?: string;
   reply?: ReplySummary;
+  /** RFC 8460 details of a TLS failure. */
+  tlsFailure?: { resultType: TlsResultType; detail: string };
 }
 
 export interface DescribeOptions {
@@ -44,6 +46,9 @@ const LOCAL: Record<LocalReason, { status: string; withServer?: boolean; softNon
   'starttls-missing': { status: '4.7.4', withServer: true },
   'tls-handshake': { status: '4.7.5' },
   'tls-policy': { status: '4.7.5' },
+  'tls-not-verified': { status: '4.7.5' },
+  requiretls: { status: '5.7.30', withServer: true, softNonFinal: true },
+  'unexpected-reply': { status: '4.7.0', withServer: true },
   'message-source': { status: '4.3.0' },
   protocol: { status: '5.5.0' },
   sasl: { status: '4.7.0', withServer: true },
@@ -87,7 +92,13 @@ export function describe(why: Why, server: ServerIdentity | undefined, options: 
       }
       if (why.command === 'STARTTLS') {
         if (statusClass(status) === '2') status = '5.5.0';
-        return { status, reason: `TLS is required, but host ${label} refused to start TLS: ${text}`, success: false, ...fromServer(why.reply, server) };
+        return {
+          status,
+          reason: `TLS is required, but host ${label} refused to start TLS: ${text}`,
+          success: false,
+          tlsFailure: { resultType: 'starttls-not-supported', detail: text },
+          ...fromServer(why.reply, server),
+        };
       }
       let prefix = '';
       // Postfix vsmtp_fill_dsn: a failure given a 2.x.x status (a 250 to DATA) is a protocol error.
@@ -133,9 +144,14 @@ export function describe(why: Why, server: ServerIdentity | undefined, options: 
       let reason = why.detail;
       if (why.reason === 'protocol') reason = `Protocol error: host ${label} ${why.detail}`;
       else if (why.reason === 'tls-handshake') reason = `Cannot start TLS: handshake failure (${why.detail})`;
+      else if (why.reason === 'tls-not-verified') reason = `Server certificate not verified: ${why.detail} (host ${label})`;
+      else if (why.reason === 'starttls-missing') reason = `TLS is required, but was not offered by host ${label}`;
       else if (l.withServer) reason = `${why.detail} ${label}`;
       const d: Described = { status: l.status, reason, success: false };
       if (l.softNonFinal) d.softNonFinal = true;
+      const tlsFailure = why.tlsFailure ?? (why.reason === 'starttls-missing' ? { resultType: 'starttls-not-supported' as const, detail: 'STARTTLS not offered' } : undefined);
+      if (tlsFailure) d.tlsFailure = tlsFailure;
+      if (why.reply) Object.assign(d, fromServer(why.reply, server));
       return d;
     }
   }

@@ -18,6 +18,8 @@ export interface OutcomeContext {
   /** The server announced DSN: it takes over NOTIFY=SUCCESS (DSN-3). */
   serverDsn?: boolean;
   tls?: RecipientResult['tls'];
+  /** A TLS problem to report even on success (MTA-STS testing mode). */
+  tlsFailure?: { resultType: string; detail: string };
 }
 
 export interface LedgerOptions {
@@ -125,6 +127,14 @@ export class RecipientLedger {
     if (ctx.server) r.remoteAddress = ctx.server.address;
     if (d.reply) r.reply = d.reply;
     if (ctx.tls) r.tls = ctx.tls;
+    const tlsFailure = d.tlsFailure ?? ctx.tlsFailure;
+    if (tlsFailure) {
+      r.tlsFailure = { resultType: tlsFailure.resultType, detail: tlsFailure.detail };
+      if (ctx.server) {
+        if (ctx.server.host !== ctx.server.address) r.tlsFailure.receivingMxHostname = ctx.server.host;
+        if (ctx.server.port !== undefined) r.tlsFailure.receivingIp = ctx.server.address;
+      }
+    }
     if (success && ctx.serverDsn !== undefined) r.successNotifyHandedOff = ctx.serverDsn;
     this.results[index] = r;
   }

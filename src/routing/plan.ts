@@ -12,7 +12,16 @@ import { DNS_RR_LIST_LIMIT, balanceInetProtocols, normalizeAddress, orderMxHosts
 
 /** One server to try: a TCP endpoint or a unix socket. */
 export type Server =
-  | { kind: 'tcp'; host: string; address: string; family: 4 | 6; port: number; preference: number }
+  | {
+      kind: 'tcp';
+      host: string;
+      address: string;
+      family: 4 | 6;
+      port: number;
+      preference: number;
+      /** The host's address answer was DNSSEC-validated (DANE looks up TLSA only then). */
+      addressSecure: boolean;
+    }
   | { kind: 'unix'; host: string; path: string };
 
 export interface PlanOptions {
@@ -48,15 +57,21 @@ export type Plan =
       iAmMx: boolean;
       /** The best MX preference in the list (for the EHLO loop check's BEST_MX). */
       bestPreference: number;
+      /** The MX answer was DNSSEC-validated; a bracketed or LMTP next hop is statically secure (MX-17). */
+      mxSecure: boolean;
     }
   /** `final`: a loop status (x.4.6): no later next hop is tried (Postfix FINAL_NEXTHOP). */
   | { ok: false; why: Why; final: boolean };
 
 let defaultResolver: Resolver | undefined;
 
-/** The caller's resolver, or one shared default (the system's name servers). */
+/** The resolver routing uses: the caller's, or one shared default (the system's name servers). */
+export function resolverFor(resolver: DnsResolver | undefined): DnsResolver {
+  return resolver ?? (defaultResolver ??= new Resolver());
+}
+
 function resolverOf(options: PlanOptions): DnsResolver {
-  return options.resolver ?? (defaultResolver ??= new Resolver());
+  return resolverFor(options.resolver);
 }
 
 /** Self-detection applies to SMTP on port 25 only (Postfix SMTP_MISC_FLAG_LOOP_DETECT). */
@@ -67,27 +82,27 @@ function loopDetect(options: PlanOptions, port: number): boolean {
 export async function planServers(dest: Destination, options: PlanOptions): Promise<Plan> {
   switch (dest.kind) {
     case 'unix':
-      return { ok: true, servers: [{ kind: 'unix', host: options.myHostname, path: dest.path }], iAmMx: false, bestPreference: 0 };
+      return { ok: true, servers: [{ kind: 'unix', host: options.myHostname, path: dest.path }], iAmMx: false, bestPreference: 0, mxSecure: true };
     case 'address': {
       if (!familyEnabled(dest.family, options)) {
         return { ok: false, why: { kind: 'lookup', name: dest.address, rrtype: dest.family === 6 ? 'AAAA' : 'A', error: 'notfound' }, final: false };
       }
-      const a: MxAddress = { host: dest.address, address: dest.address, family: dest.family, preference: 0 };
+      const a: MxAddress & { secure: boolean } = { host: dest.address, address: dest.address, family: dest.family, preference: 0, secure: true };
       if (loopDetect(options, dest.port) && options.myAddresses.has(normalizeAddress(a.address))) {
         return { ok: false, why: { kind: 'loop', nexthop: dest.certName }, final: true };
       }
-      return { ok: true, servers: [toServer(a, dest.port)], iAmMx: false, bestPreference: 0 };
+      return { ok: true, servers: [toServer(a, dest.port)], iAmMx: false, bestPreference: 0, mxSecure: true };
     }
     case 'host':
-      return hostPlan(dest.host, dest.port, dest.nexthop, options);
+      return hostPlan(dest.host, dest.port, dest.nexthop, options, true);
     case 'mx':
-      if (options.dnsSupportLevel === 'disabled') return hostPlan(dest.host, dest.port, dest.host, options);
+      if (options.dnsSupportLevel === 'disabled') return hostPlan(dest.host, dest.port, dest.host, options, false);
       return mxPlan(dest.host, dest.port, options);
   }
 }
 
-function toServer(a: MxAddress, port: number): Server {
-  return { kind: 'tcp', host: a.host, address: a.address, family: a.family, port, preference: a.preference };
+function toServer(a: MxAddress & { secure?: boolean }, port: number): Server {
+  return { kind: 'tcp', host: a.host, address: a.address, family: a.family, port, preference: a.preference, addressSecure: a.secure === true };
 }
 
 function familyEnabled(family: 4 | 6, options: PlanOptions): boolean {
@@ -95,7 +110,7 @@ function familyEnabled(family: 4 | 6, options: PlanOptions): boolean {
 }
 
 /** Postfix smtp_host_addr: `[host]`, LMTP `inet:host`, implicit MX, DNS lookups disabled. */
-async function hostPlan(host: string, port: number, nexthop: string, options: PlanOptions): Promise<Plan> {
+async function hostPlan(host: string, port: number, nexthop: string, options: PlanOptions, mxSecure: boolean): Promise<Plan> {
   const r = await lookupHost(host, 0, options);
   if (!r.ok) return { ok: false, why: r.why, final: false };
   let list = r.addresses;
@@ -111,12 +126,12 @@ async function hostPlan(host: string, port: number, nexthop: string, options: Pl
     familySort: options.inetProtocols === 'all',
     ...(options.random ? { random: options.random } : {}),
   });
-  return { ok: true, servers: list.map((a) => toServer(a, port)), iAmMx: false, bestPreference: 0 };
+  return { ok: true, servers: list.map((a) => toServer(a, port)), iAmMx: false, bestPreference: 0, mxSecure };
 }
 
 /** MX lookup, preference order, implicit MX, null MX (RFC 5321 §5.1, RFC 7505). */
 async function mxPlan(domain: string, port: number, options: PlanOptions): Promise<Plan> {
-  let mx: MxRecord[];
+  let mx: MxRecord[] & { authenticated?: boolean };
   try {
     mx = await resolverOf(options).resolveMx(domain, options.signal ? { signal: options.signal } : undefined);
   } catch (err) {
@@ -175,11 +190,12 @@ async function mxPlan(domain: string, port: number, options: PlanOptions): Promi
     }
   }
   if (options.mxAddressLimit > 0) list = list.slice(0, options.mxAddressLimit);
-  return { ok: true, servers: list.map((a) => toServer(a, port)), iAmMx, bestPreference: list[0]!.preference };
+  return { ok: true, servers: list.map((a) => toServer(a, port)), iAmMx, bestPreference: list[0]!.preference, mxSecure: mx.authenticated === true };
 }
 
 async function implicitMx(domain: string, port: number, options: PlanOptions): Promise<Plan> {
-  return hostPlan(domain, port, domain, options);
+  // Implicit MX: there is no MX RRset to validate; DANE then relies on the address answer.
+  return hostPlan(domain, port, domain, options, false);
 }
 
 /** Postfix smtp_addr_one: once a soft status is recorded, later hard errors keep class 4. */
@@ -189,7 +205,7 @@ function dominate(prev: Extract<Why, { kind: 'lookup' }> | undefined, next: Why)
   return prevSoft && n.error !== 'retry' ? { ...n, forceSoft: true } : n;
 }
 
-type HostLookup = { ok: true; addresses: MxAddress[] } | { ok: false; why: Extract<Why, { kind: 'lookup' }> };
+type HostLookup = { ok: true; addresses: Array<MxAddress & { secure?: boolean }> } | { ok: false; why: Extract<Why, { kind: 'lookup' }> };
 
 /**
  * A and AAAA for one host (smtp_addr_one): DNS first when enabled, the system's resolver
@@ -204,11 +220,12 @@ export async function lookupHost(host: string, preference: number, options: Plan
     const opts = options.signal ? { signal: options.signal } : undefined;
     const families: Array<4 | 6> = options.inetProtocols === 'ipv4' ? [4] : options.inetProtocols === 'ipv6' ? [6] : [4, 6];
     const answers = await Promise.allSettled(families.map((f) => (f === 4 ? resolver.resolve4(host, opts) : resolver.resolve6(host, opts))));
-    const addresses: MxAddress[] = [];
+    const addresses: Array<MxAddress & { secure?: boolean }> = [];
     const errors: Array<'notfound' | 'retry' | 'fail' | 'inval'> = [];
     answers.forEach((a, i) => {
       if (a.status === 'fulfilled') {
-        for (const address of a.value.slice(0, DNS_RR_LIST_LIMIT)) addresses.push({ host, address, family: families[i]!, preference });
+        const secure = (a.value as string[] & { authenticated?: boolean }).authenticated === true;
+        for (const address of a.value.slice(0, DNS_RR_LIST_LIMIT)) addresses.push({ host, address, family: families[i]!, preference, secure });
       } else {
         errors.push(dnsErrorClass(a.reason));
       }

@@ -437,3 +437,70 @@ describe('ClientSession: EHLO loop check (MX-7)', () => {
     expect(kinds(off.outcomes)).toEqual(['success:250']);
   });
 });
+
+describe('ClientSession: TLS rules', () => {
+  const EHLO_TLS = ['250-mx.test', '250-PIPELINING', '250-REQUIRETLS', '250 STARTTLS'];
+
+  it('plaintext sent right after the 220 to STARTTLS is never acted on, and is reported', () => {
+    const r = run({ startTls: 'required' }, tx(['a@x.org']), server(EHLO_TLS), { afterStartTls: '250 2.0.0 forged\r\n' });
+    expect(r.transcript).not.toContain('S: 250 2.0.0 forged');
+    expect(r.session.plaintextInjection).toBe(true);
+    expect(r.warnings.some((w) => /CVE-2011-0411/.test(w))).toBe(true);
+    expect(kinds(r.outcomes)).toEqual(['success:250']); // the session goes on over TLS, as Postfix does
+  });
+
+  it('a certificate that fails the check: 4.7.5 local, QUIT, no MAIL', () => {
+    const session = new ClientSession({ protocol: 'smtp', heloName: 'client.test', startTls: 'required' });
+    session.transaction(tx(['a@x.org', 'b@x.org']));
+    const feed = (t: string) => session.receive(new TextEncoder().encode(t));
+    feed('220 mx ESMTP\r\n');
+    feed('250-mx\r\n250 STARTTLS\r\n');
+    feed('220 go ahead\r\n');
+    expect(session.stage).toBe('tls');
+    session.tlsNotVerified('certificate name does not match mx.example', 'certificate-host-mismatch');
+    const evs = [...drainEvents(session)];
+    const outcomes = evs.filter((e) => e.type === 'outcome');
+    expect(outcomes).toHaveLength(2);
+    expect(outcomes[0]).toMatchObject({ why: { kind: 'local', reason: 'tls-not-verified', tlsFailure: { resultType: 'certificate-host-mismatch' } } });
+    const sent = evs.filter((e) => e.type === 'send').map((e) => (e as { line: string }).line);
+    expect(sent.at(-1)).toBe('QUIT');
+    expect(sent.some((l) => l.startsWith('MAIL'))).toBe(false);
+  });
+
+  it('inside TLS, a reply to MAIL that came before MAIL was written: 4.7.0, RSET (CVE-2009-3555)', () => {
+    const session = new ClientSession({ protocol: 'smtp', heloName: 'client.test', inTls: true });
+    session.transaction(tx(['a@x.org']));
+    const feed = (t: string) => session.receive(new TextEncoder().encode(t));
+    feed('220 mx ESMTP\r\n');
+    // The EHLO reply and a prepended "reply to MAIL" arrive together, before MAIL is sent.
+    feed('250-mx\r\n250 PIPELINING\r\n250 2.1.0 injected\r\n');
+    // The server's later replies (to RCPT and DATA) change nothing; no content is ever sent.
+    feed('250 2.1.5 ok\r\n354 go ahead\r\n');
+    const evs = [...drainEvents(session)];
+    const outcomes = evs.filter((e) => e.type === 'outcome');
+    expect(outcomes).toHaveLength(1);
+    expect(outcomes[0]).toMatchObject({ why: { kind: 'local', reason: 'unexpected-reply' } });
+    expect(evs.some((e) => e.type === 'send' && /octets of message content/.test(e.line))).toBe(false);
+    expect(evs.some((e) => e.type === 'warning' && /CVE-2009-3555/.test(e.message))).toBe(true);
+  });
+
+  it('the same early reply outside TLS, or with blockEarlyMailReply off, is not this check', () => {
+    const session = new ClientSession({ protocol: 'smtp', heloName: 'client.test', inTls: true, blockEarlyMailReply: false });
+    session.transaction(tx(['a@x.org']));
+    session.receive(new TextEncoder().encode('220 mx ESMTP\r\n'));
+    session.receive(new TextEncoder().encode('250-mx\r\n250 PIPELINING\r\n250 2.1.0 early\r\n'));
+    expect([...drainEvents(session)].some((e) => e.type === 'outcome' && e.why.kind === 'local')).toBe(false);
+  });
+
+  it('REQUIRETLS: needs verified TLS and the server keyword, else 5.7.30 before MAIL', () => {
+    const noTls = run({}, tx(['a@x.org'], undefined, { requireTls: true }), server(['250-mx.test', '250 REQUIRETLS']));
+    expect(kinds(noTls.outcomes)).toEqual(['local:requiretls']);
+    const unverified = run({ startTls: 'required' }, tx(['a@x.org'], undefined, { requireTls: true }), server(EHLO_TLS));
+    expect(kinds(unverified.outcomes)).toEqual(['local:requiretls']); // tlsEstablished() without verified
+    const ok = run({ inTls: true, tlsVerified: true }, tx(['a@x.org'], undefined, { requireTls: true }), server(['250-mx.test', '250 REQUIRETLS']));
+    expect(ok.transcript.find((l) => l.startsWith('C: MAIL'))).toMatch(/ REQUIRETLS$/);
+    expect(kinds(ok.outcomes)).toEqual(['success:250']);
+    const noKeyword = run({ inTls: true, tlsVerified: true }, tx(['a@x.org'], undefined, { requireTls: true }), server(['250-mx.test', '250 PIPELINING']));
+    expect(kinds(noKeyword.outcomes)).toEqual(['local:requiretls']);
+  });
+});
