@@ -25,11 +25,13 @@ export default function setup(): () => void {
   if (!onPath('dovecot')) missing.push('dovecot-core');
   if (!existsSync('/usr/lib/dovecot/lmtp')) missing.push('dovecot-lmtpd');
   if (!onPath('unbound') || !onPath('unbound-checkconf')) missing.push('unbound');
+  if (!onPath('ldns-signzone') || !onPath('ldns-keygen') || !onPath('drill')) missing.push('ldnsutils');
+  if (!onPath('openssl')) missing.push('openssl');
   if (missing.length > 0) {
     throw new Error(
       `mailwire interop tests need real Postfix, Dovecot LMTP and unbound (DNS) servers, but the Debian package(s) ` +
         `${missing.join(', ')} are not installed.\n` +
-        `  Install: apt-get install --no-install-recommends postfix dovecot-core dovecot-lmtpd unbound\n` +
+        `  Install: apt-get install --no-install-recommends postfix dovecot-core dovecot-lmtpd unbound ldnsutils openssl\n` +
         `  (.ci/run does this on a clean Debian 12 machine), then: npm run test:interop`,
     );
   }

@@ -65,6 +65,13 @@ DNS_PID="$DNS/unbound.pid"
 DNS_SILENT_CONF="$DNS/unbound-silent.conf"
 DNS_SILENT_PID="$DNS/unbound-silent.pid"
 ROUTE_ZONE=route.test
+CERTS="$DIR/certs"
+MS="$DIR/mta-sts"
+MS_PID="$MS/server.pid"
+# The MTA-STS policy server's address is in the zone sts.test; RFC 8461 fixes the port (443).
+MS_ADDR=127.0.0.80
+MS_PORT=443
+MS_SCRIPT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/mta-sts-server.mjs"
 
 die() { echo "peers.sh: $*" >&2; exit 1; }
 say() { echo "[peers] $*" >&2; }
@@ -143,7 +150,10 @@ preflight() {
   command -v dovecot >/dev/null || missing+=(dovecot-core)
   [[ -x /usr/lib/dovecot/lmtp ]] || missing+=(dovecot-lmtpd)
   command -v unbound >/dev/null && command -v unbound-checkconf >/dev/null || missing+=(unbound)
+  command -v ldns-signzone >/dev/null && command -v ldns-keygen >/dev/null && command -v drill >/dev/null || missing+=(ldnsutils)
+  command -v openssl >/dev/null || missing+=(openssl)
   (( ${#missing[@]} == 0 )) || die "missing Debian package(s): ${missing[*]} (apt-get install ${missing[*]})"
+  command -v node >/dev/null || die "node is not on PATH (the MTA-STS policy server and the start checks use it)"
   local u; for u in postfix dovecot dovenull nobody; do id "$u" >/dev/null 2>&1 || die "system user $u does not exist (reinstall postfix / dovecot-core)"; done
   getent group postdrop >/dev/null || die "group postdrop does not exist (reinstall postfix)"
   [[ "$DIR" =~ ^/[A-Za-z0-9._/-]+$ ]] || die "MAILWIRE_INTEROP_DIR must be an absolute path of [A-Za-z0-9._/-], got '$DIR'"
@@ -154,6 +164,131 @@ preflight() {
   mkdir -p "$DIR"
   chmod 0755 "$DIR"
 }
+
+# ---------------------------------------------------------------- TLS lab: certificates
+
+# The harness CA and the server certificates (openssl; ECDSA P-256 keys, SHA-256 signatures), in
+# $CERTS. Each server certificate has a .chain.pem (key, leaf, CA: the order Postfix's
+# smtpd_tls_chain_files wants; the CA is in the chain so that DANE-TA 2 1 1 can match it).
+#   ca          "mailwire interop CA"; the tests trust it through tls.ca (MAILWIRE_INTEROP_TLS_CA)
+#   good        CA-signed, valid, every name a "good" server answers for (GOOD_NAMES)
+#   wrongname   CA-signed, valid, for someone-else.test only (no lab server has that name)
+#   expired     CA-signed for expired.tls.test, valid 2020-01-01 .. 2021-01-01 (openssl ca backdates)
+#   selfsigned  self-signed for selfsigned.tls.test (right name, no chain to the CA)
+#   mta-sts     CA-signed for the MTA-STS policy hosts (STS_HOSTS), used by the HTTPS server
+# Regenerated only when missing, when the names below change (certs/spec) or within 30 days of
+# expiry; the DNS zones (TLSA records) and the servers follow the files.
+GOOD_NAMES=(good.tls.test badtls.tls.test smtps.tls.test resume.tls.test
+            mx.dane.test mxta.dane.test mxbad.dane.test mxnotlsa.dane.test mx.insecure.test
+            good.sts.test bad.sts.test)
+WRONG_NAME=someone-else.test
+STS_DOMAINS=(sts.test testing.sts.test badcert.sts.test)
+
+certs_spec() {
+  echo "v1 ec-p256 good=${GOOD_NAMES[*]} wrong=$WRONG_NAME expired=expired.tls.test selfsigned=selfsigned.tls.test"
+  echo "mta-sts=$(printf 'mta-sts.%s ' "${STS_DOMAINS[@]}")"
+}
+
+certs_current() {
+  local f
+  for f in ca good wrongname expired selfsigned mta-sts; do [[ -s "$CERTS/$f.crt" && -s "$CERTS/$f.key" ]] || return 1; done
+  for f in good wrongname expired selfsigned; do [[ -s "$CERTS/$f.chain.pem" ]] || return 1; done
+  [[ "$(cat "$CERTS/spec" 2>/dev/null)" == "$(certs_spec)" ]] || return 1
+  for f in ca good wrongname selfsigned mta-sts; do openssl x509 -in "$CERTS/$f.crt" -noout -checkend $((30 * 86400)) >/dev/null || return 1; done
+}
+
+# cert_leaf NAME "DNS:a,DNS:b" [STARTDATE ENDDATE]: a CA-signed leaf (backdated when dates given).
+cert_leaf() {
+  local base="$CERTS/$1" san="$2" start="${3:-}" end="${4:-}" cn="${2%%,*}"
+  cn="${cn#DNS:}"
+  ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$base.key"
+  cat > "$base.cnf" <<EOC
+[ req ]
+distinguished_name = dn
+prompt = no
+[ dn ]
+O = mailwire interop
+CN = $cn
+[ ext ]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = $san
+authorityKeyIdentifier = keyid
+subjectKeyIdentifier = hash
+EOC
+  ossl req -new -key "$base.key" -config "$base.cnf" -out "$base.csr"
+  if [[ -n "$start" ]]; then
+    # `openssl x509 -req` (OpenSSL 3.0) cannot backdate; `openssl ca` can.
+    local db="$CERTS/ca-db"
+    rm -rf "$db"; mkdir -p "$db"; : > "$db/index.txt"; ossl rand -hex 8 > "$db/serial"
+    cat > "$db/ca.cnf" <<EOC
+[ ca ]
+default_ca = interop
+[ interop ]
+dir = $db
+database = \$dir/index.txt
+serial = \$dir/serial
+new_certs_dir = \$dir
+certificate = $CERTS/ca.crt
+private_key = $CERTS/ca.key
+default_md = sha256
+policy = anything
+unique_subject = no
+copy_extensions = none
+[ anything ]
+O = optional
+CN = supplied
+EOC
+    ossl ca -batch -config "$db/ca.cnf" -in "$base.csr" -out "$base.crt" \
+      -startdate "$start" -enddate "$end" -extfile "$base.cnf" -extensions ext -notext
+    rm -rf "$db"
+  else
+    ossl x509 -req -in "$base.csr" -CA "$CERTS/ca.crt" -CAkey "$CERTS/ca.key" -set_serial "0x$(ossl rand -hex 8)" \
+      -days 825 -sha256 -extfile "$base.cnf" -extensions ext -out "$base.crt"
+  fi
+  rm -f "$base.csr" "$base.cnf"
+  cat "$base.key" "$base.crt" "$CERTS/ca.crt" > "$base.chain.pem"
+}
+
+write_certs() {
+  if certs_current; then return 0; fi
+  say "generating the harness CA and server certificates in $CERTS"
+  rm -rf "$CERTS"; mkdir -p "$CERTS"; chmod 0755 "$CERTS"
+  : > "$CERTS/openssl.log"
+  {
+    ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$CERTS/ca.key"
+    ossl req -x509 -key "$CERTS/ca.key" -out "$CERTS/ca.crt" -days 3650 -sha256 \
+      -subj "/O=mailwire interop/CN=mailwire interop CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -addext "subjectKeyIdentifier=hash"
+    local san n
+    san=""; for n in "${GOOD_NAMES[@]}"; do san+="${san:+,}DNS:$n"; done
+    cert_leaf good "$san"
+    cert_leaf wrongname "DNS:$WRONG_NAME"
+    cert_leaf expired "DNS:expired.tls.test" 20200101000000Z 20210101000000Z
+    san=""; for n in "${STS_DOMAINS[@]}"; do san+="${san:+,}DNS:mta-sts.$n"; done
+    cert_leaf mta-sts "$san"
+    ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$CERTS/selfsigned.key"
+    ossl req -x509 -key "$CERTS/selfsigned.key" -out "$CERTS/selfsigned.crt" -days 825 -sha256 \
+      -subj "/O=self/CN=selfsigned.tls.test" -addext "subjectAltName=DNS:selfsigned.tls.test" \
+      -addext "basicConstraints=critical,CA:FALSE"
+    cat "$CERTS/selfsigned.key" "$CERTS/selfsigned.crt" > "$CERTS/selfsigned.chain.pem"
+  }
+  # Keys stay root-only: Postfix reads the chain files as root before it drops privileges, and
+  # the HTTPS server runs as root.
+  chmod 0644 "$CERTS"/*.crt; chmod 0600 "$CERTS"/*.key "$CERTS"/*.chain.pem
+  openssl verify -CAfile "$CERTS/ca.crt" "$CERTS/good.crt" "$CERTS/wrongname.crt" "$CERTS/mta-sts.crt" >/dev/null \
+    || die "the generated certificates do not verify against $CERTS/ca.crt"
+  certs_spec > "$CERTS/spec"
+}
+
+# ossl ARGS...: openssl with its chatter in $CERTS/openssl.log; a failure ends the script.
+ossl() { openssl "$@" 2>>"$CERTS/openssl.log" || { tail -20 "$CERTS/openssl.log" >&2; die "openssl $1 failed (log: $CERTS/openssl.log)"; }; }
+
+# TLSA association data: SHA-256 of a certificate's SubjectPublicKeyInfo (selector 1, type 1).
+spki_sha256() { openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1; }
+
 
 # ---------------------------------------------------------------- Postfix
 
@@ -243,6 +378,13 @@ smtpd_junk_command_limit = 1000
 disable_vrfy_command = yes
 smtpd_discard_ehlo_keywords = silent-discard, etrn
 smtpd_tls_security_level = none
+# The TLS lab's listeners turn STARTTLS on in master.cf (tls_master_cf). tlsmgr(8) reads the
+# session cache settings from here; only the listener "resume" uses the database (the others
+# set it empty). Lab only: TLS details in Received headers and the log.
+smtpd_tls_session_cache_database = btree:\$data_directory/smtpd_scache
+smtpd_tls_session_cache_timeout = 3600s
+smtpd_tls_loglevel = 1
+smtpd_tls_received_header = yes
 smtpd_sasl_auth_enable = no
 EOF
 
@@ -271,8 +413,10 @@ virtual   unix  -       n       n       -       -       virtual
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
 EOF
   route_master_cf >> "$out/master.cf"
+  tls_master_cf >> "$out/master.cf"
   # Routing lab tables (regexp: built in, read at process start). /^/ matches every lookup key.
   echo '/^/ 421 4.3.2 interop: this server greets 421' > "$out/route_greet421.regexp"
   echo '/^/ 451 4.3.0 interop: try MAIL again later' > "$out/route_mail451.regexp"
@@ -299,7 +443,7 @@ start_postfix() {
     stop_postfix
   fi
   local ep
-  for ep in "$PF_EP" "$PF2_EP" $(route_endpoints) $(route_dead_endpoints); do
+  for ep in "$PF_EP" "$PF2_EP" $(route_endpoints) $(route_dead_endpoints) $(tls_endpoints); do
     listening "$(ep_host "$ep")" "$(ep_port "$ep")" && die "$ep is already in use by another process (not this harness's postfix)"
   done
   write_postfix
@@ -309,8 +453,10 @@ start_postfix() {
     wait_greeting "$(ep_addr "$ep")" "$(ep_port "$ep")" 15 || die "postfix does not answer on $ep; see $PF/maillog"
   done
   wait_route_listeners
+  wait_tls_listeners
   say "postfix on $PF_EP (CHUNKING) and $PF2_EP (no CHUNKING); maildirs $PF/mail, log $PF/maillog"
   say "routing lab: $(route_endpoints | wc -w) smtpd listeners on port $ROUTE_PORT (127.0.0.21-48$(route_ipv6 && echo ', [::1]'))"
+  say "TLS lab: $(tls_endpoints | wc -w) smtpd listeners on port $ROUTE_PORT (127.0.0.61-83), certificates in $CERTS"
 }
 
 stop_postfix() {
@@ -320,7 +466,7 @@ stop_postfix() {
   fi
   kill_pidfile "$PF_PID" master   # fallback: master only; its children end with it
   local ep
-  for ep in "$PF_EP" "$PF2_EP" $(route_endpoints); do
+  for ep in "$PF_EP" "$PF2_EP" $(route_endpoints) $(tls_endpoints); do
     wait_closed "$(ep_host "$ep")" "$(ep_port "$ep")" 10 || say "warning: $ep still accepts connections"
   done
 }
@@ -415,6 +561,98 @@ wait_route_listeners() {
     listening "$(ep_host "$ep")" "$ROUTE_PORT" && die "$ep must stay dead, but something listens there"
   done
   return 0
+}
+
+# ---------------------------------------------------------------- TLS lab: smtpd listeners
+
+# One line per server: NAME ADDRESS CERT BEHAVIOR. All listen on the lab port ($ROUTE_PORT) in the
+# Postfix instance above, with syslog name postfix-interop/tls-NAME and myhostname NAME.tls.test,
+# and accept every example.test recipient (no recipient restrictions). The zones tls.test,
+# dane.test, insecure.test and sts.test (tls_zones below) point at them. Behaviors:
+#   starttls  STARTTLS offered (smtpd_tls_security_level=may) with CERT. No session cache database
+#             (smtpd_tls_session_cache_database empty), but sessions still resume through tickets
+#             and OpenSSL's in-process cache when the same smtpd process serves the next session
+#   plain     no STARTTLS (smtpd_tls_security_level=none)
+#   badtls    STARTTLS offered and answered 220, but the handshake always fails: TLS 1.3 is off and
+#             the only cipher suites are eNULL ones, which no client offers unless asked to
+#             (OpenSSL's DEFAULT excludes them): "no shared cipher"
+#   smtps     implicit TLS (smtpd_tls_wrappermode=yes; the handshake comes before the greeting)
+#   resume    like starttls, plus Postfix's session cache (main.cf's smtpd_tls_session_cache_database,
+#             kept by tlsmgr for all smtpd processes): a client that offers its last session resumes it
+# Keep in sync with TLS in helpers.ts and the tables in README.md.
+TLS_SERVERS=(
+  "good        127.0.0.61 good        starttls"
+  "wrongname   127.0.0.62 wrongname   starttls"
+  "expired     127.0.0.63 expired     starttls"
+  "selfsigned  127.0.0.64 selfsigned  starttls"
+  "plain       127.0.0.65 -           plain"
+  "badtls      127.0.0.66 good        badtls"
+  "smtps       127.0.0.67 good        smtps"
+  "resume      127.0.0.68 good        resume"
+  "daneee      127.0.0.71 good        starttls"
+  "daneta      127.0.0.72 good        starttls"
+  "danebad     127.0.0.73 good        starttls"
+  "insecure    127.0.0.74 good        starttls"
+  "stsgood     127.0.0.81 good        starttls"
+  "stsbad      127.0.0.82 good        starttls"
+  "stswrong    127.0.0.83 wrongname   starttls"
+)
+
+tls_servers() { printf '%s\n' "${TLS_SERVERS[@]}"; }
+tls_endpoints() { local name addr cert beh; while read -r name addr cert beh; do echo "$addr:$ROUTE_PORT"; done < <(tls_servers); }
+
+tls_master_cf() {
+  local name addr cert beh
+  echo "# TLS lab (test/interop/README.md): one address per server, at the lab port."
+  while read -r name addr cert beh; do
+    echo "$addr:$ROUTE_PORT inet n - n - - smtpd"
+    echo "  -o syslog_name=postfix-interop/tls-$name"
+    echo "  -o myhostname=$name.tls.test"
+    echo "  -o smtpd_recipient_restrictions="
+    [[ "$cert" == - ]] || echo "  -o smtpd_tls_chain_files=$CERTS/$cert.chain.pem"
+    case "$beh" in
+      starttls)
+        echo "  -o smtpd_tls_security_level=may"
+        echo "  -o smtpd_tls_session_cache_database=" ;;
+      plain)
+        echo "  -o smtpd_tls_security_level=none" ;;
+      badtls)
+        echo "  -o smtpd_tls_security_level=may"
+        echo "  -o smtpd_tls_session_cache_database="
+        echo "  -o smtpd_tls_protocols=<=TLSv1.2"
+        echo "  -o smtpd_tls_ciphers=null"
+        echo "  -o tls_null_cipherlist=eNULL:!aNULL:@SECLEVEL=0" ;;
+      smtps)
+        echo "  -o smtpd_tls_wrappermode=yes"
+        echo "  -o smtpd_tls_security_level=encrypt"
+        echo "  -o smtpd_tls_session_cache_database=" ;;
+      resume)
+        echo "  -o smtpd_tls_security_level=may" ;;   # main.cf: cache database and timeout
+      *) die "unknown TLS server behavior $beh" ;;
+    esac
+  done < <(tls_servers)
+}
+
+# wait_tls_listeners: every TLS lab server greets 220 (smtps: after a TLS handshake, checked
+# with openssl s_client) and offers STARTTLS or not, as its behavior says.
+wait_tls_listeners() {
+  local name addr cert beh i ok
+  while read -r name addr cert beh; do
+    ok=0
+    for i in $(seq 150); do
+      if [[ "$beh" == smtps ]]; then
+        smtps_greets "$addr" "$ROUTE_PORT" && { ok=1; break; }
+      else
+        greets "$addr" "$ROUTE_PORT" 220 && { ok=1; break; }
+      fi
+      sleep 0.1
+    done
+    (( ok )) || die "TLS server $name ($addr:$ROUTE_PORT) does not greet 220; see $PF/maillog"
+  done < <(tls_servers)
+}
+
+smtps_greets() {
+  printf 'QUIT\r\n' | timeout 5 openssl s_client -connect "$1:$2" -quiet -ign_eof 2>/dev/null | grep -q '^220 '
 }
 
 # ---------------------------------------------------------------- Dovecot LMTP
@@ -565,6 +803,8 @@ write_dns_conf() {
   local out="$1"
   mkdir -p "$out"
   route_zone > "$out/$ROUTE_ZONE.zone"
+  local z
+  for z in "${TLS_ZONES[@]}"; do tls_zone "$z" > "$out/$z.zone"; done
   cat > "$out/unbound.conf" <<EOF
 # Generated by test/interop/peers.sh: loopback only, local zones only, never queries anyone.
 server:
@@ -587,9 +827,12 @@ server:
   log-replies: yes
   log-servfail: yes
   do-daemonize: yes
-  # No trust anchors: every answer is insecure (no AD). A signed zone later needs only
-  # trust-anchor-file lines (the validator is already in the chain).
+  # One trust anchor: dane.test's KSK (sign_dane_zone), so answers from dane.test are validated
+  # (AD); every other zone has no anchor above it and is insecure (no AD).
   module-config: "validator iterator"
+  trust-anchor-file: "$DNS/dane.test.ds"
+  val-log-level: 2
+  aggressive-nsec: no
   # never send a query anywhere: route.test is read from a file, every other name is REFUSED
   do-not-query-address: 0.0.0.0/0
   do-not-query-address: ::0/0
@@ -599,10 +842,11 @@ server:
   cache-max-ttl: 60
   cache-max-negative-ttl: 5
   # unbound serves RFC 6761 "test." as a static empty zone by default: lift that, refuse
-  # everything else, and pass route.test. through to its auth-zone.
+  # everything else, and pass the lab zones through to their auth-zones.
   local-zone: "test." nodefault
   local-zone: "." refuse
   local-zone: "$ROUTE_ZONE." transparent
+$(for z in "${TLS_ZONES[@]}"; do echo "  local-zone: \"$z.\" transparent"; done)
 remote-control:
   control-enable: no
 auth-zone:
@@ -611,6 +855,10 @@ auth-zone:
   for-downstream: no
   for-upstream: yes
   fallback-enabled: no
+$(for z in "${TLS_ZONES[@]}"; do
+  f="$DNS/$z.zone"; [[ "$z" == dane.test ]] && f="$DNS/$z.zone.signed"
+  printf 'auth-zone:\n  name: "%s."\n  zonefile: "%s"\n  for-downstream: no\n  for-upstream: yes\n  fallback-enabled: no\n' "$z" "$f"
+done)
 EOF
   # The silent endpoint: a second unbound that reads every query and drops it (access-control
   # deny), for DNS timeouts. (One unbound cannot do both: access-control, whose built-in
@@ -661,6 +909,20 @@ dns_check() {
   ' "$DNS_EP" "$DNS_SILENT_EP"
 }
 
+# dns_check_dnssec: answers from the signed dane.test carry AD, those from insecure.test do not
+# (drill, from ldnsutils, shows the header flags).
+dns_check_dnssec() {
+  local a i
+  for i in $(seq 20); do
+    a="$(drill -D -p "$(ep_port "$DNS_EP")" @"$(ep_addr "$DNS_EP")" dane.test MX 2>&1)" || true
+    grep -q 'flags:.* ad[ ;]' <<<"$a" && grep -q 'rcode: NOERROR' <<<"$a" && break
+    sleep 0.1
+  done
+  grep -q 'flags:.* ad[ ;]' <<<"$a" || { echo "$a" >&2; return 1; }
+  a="$(drill -D -p "$(ep_port "$DNS_EP")" @"$(ep_addr "$DNS_EP")" insecure.test MX 2>&1)" || { echo "$a" >&2; return 1; }
+  grep -q 'rcode: NOERROR' <<<"$a" && ! grep -q 'flags:.* ad[ ;]' <<<"$a" || { echo "$a" >&2; return 1; }
+}
+
 # dns_current: the running unbound's configuration and zone are what write_dns_conf writes now.
 dns_current() {
   local tmp rc=0
@@ -668,6 +930,9 @@ dns_current() {
   write_dns_conf "$tmp"
   cmp -s "$tmp/unbound.conf" "$DNS_CONF" && cmp -s "$tmp/unbound-silent.conf" "$DNS_SILENT_CONF" \
     && cmp -s "$tmp/$ROUTE_ZONE.zone" "$DNS/$ROUTE_ZONE.zone" || rc=1
+  local z
+  for z in "${TLS_ZONES[@]}"; do cmp -s "$tmp/$z.zone" "$DNS/$z.zone" || rc=1; done
+  dane_signed_fresh || rc=1
   rm -rf "$tmp"
   return $rc
 }
@@ -684,6 +949,7 @@ start_dns() {
     listening "$(ep_addr "$ep")" "$(ep_port "$ep")" && die "$ep is already in use by another process (not this harness's unbound)"
   done
   write_dns_conf "$DNS"
+  sign_dane_zone
   local conf
   for conf in "$DNS_CONF" "$DNS_SILENT_CONF"; do
     unbound-checkconf "$conf" >"$DNS/checkconf.log" 2>&1 || { cat "$DNS/checkconf.log" >&2; die "unbound-checkconf $conf failed"; }
@@ -697,7 +963,8 @@ start_dns() {
     for i in $(seq 100); do listening "$(ep_addr "$ep")" "$(ep_port "$ep")" && break; sleep 0.1; done
   done
   dns_check || die "unbound on $DNS_EP / $DNS_SILENT_EP does not behave as expected; see $DNS/unbound.log"
-  say "unbound on $DNS_EP (zone $ROUTE_ZONE, file $DNS/$ROUTE_ZONE.zone, log $DNS/unbound.log); silent unbound on $DNS_SILENT_EP"
+  dns_check_dnssec || die "unbound on $DNS_EP does not validate dane.test (AD) or sets AD for insecure.test; see $DNS/unbound.log"
+  say "unbound on $DNS_EP (zones $ROUTE_ZONE ${TLS_ZONES[*]}, files in $DNS, dane.test signed; log $DNS/unbound.log); silent unbound on $DNS_SILENT_EP"
 }
 
 stop_dns() {
@@ -707,6 +974,226 @@ stop_dns() {
   for ep in "$DNS_EP" "$DNS_SILENT_EP"; do
     wait_closed "$(ep_addr "$ep")" "$(ep_port "$ep")" 10 || say "warning: $ep still accepts connections"
   done
+}
+
+# ---------------------------------------------------------------- DNS: the TLS lab's zones
+
+# tls.test (unsigned): one name per TLS lab server, and MX domains whose MX 10 fails a check.
+# dane.test (signed with ldns-signzone; its KSK's DS is unbound's trust anchor, so answers carry
+# AD): TLSA records at _PORT._tcp.HOST, PORT being the lab port. insecure.test (unsigned, no
+# anchor: no AD) carries a TLSA record that must be ignored (it matches nothing). sts.test
+# (unsigned): MTA-STS (RFC 8461) TXT records and policy hosts; the policies themselves are in
+# sts_policies. Every address is a TLS lab server (tls_servers) or the HTTPS policy server.
+TLS_ZONES=(tls.test dane.test insecure.test sts.test)
+
+tls_zone_tls() {
+  cat <<EOZ
+\$ORIGIN tls.test.
+\$TTL 300
+@          SOA   ns1.tls.test. hostmaster.tls.test. 1 3600 900 604800 300
+@          NS    ns1
+ns1        A     127.0.0.1
+good       A     127.0.0.61
+wrongname  A     127.0.0.62
+expired    A     127.0.0.63
+selfsigned A     127.0.0.64
+plain      A     127.0.0.65
+badtls     A     127.0.0.66
+smtps      A     127.0.0.67
+resume     A     127.0.0.68
+; tls.test: a certificate that fails every check at MX 10, good at MX 20
+@          MX    10 wrongname
+@          MX    20 good
+; no STARTTLS at MX 10 / a failing handshake at MX 10, good at MX 20
+nostarttls MX    10 plain
+nostarttls MX    20 good
+handshake  MX    10 badtls
+handshake  MX    20 good
+EOZ
+}
+
+tls_zone_dane() {
+  local good ca
+  good="$(spki_sha256 "$CERTS/good.crt")"; ca="$(spki_sha256 "$CERTS/ca.crt")"
+  cat <<EOZ
+\$ORIGIN dane.test.
+\$TTL 300
+@          SOA   ns1.dane.test. hostmaster.dane.test. 1 3600 900 604800 300
+@          NS    ns1
+ns1        A     127.0.0.1
+; dane.test: DANE-EE, the good certificate's key (no name checks)
+@          MX    10 mx
+mx         A     127.0.0.71
+_$ROUTE_PORT._tcp.mx    TLSA 3 1 1 $good
+; ta.dane.test: DANE-TA, the harness CA's key (the chain must lead to it, the name must match)
+ta         MX    10 mxta
+mxta       A     127.0.0.72
+_$ROUTE_PORT._tcp.mxta  TLSA 2 1 1 $ca
+; bad.dane.test: a TLSA record that matches nothing the server has
+bad        MX    10 mxbad
+mxbad      A     127.0.0.73
+_$ROUTE_PORT._tcp.mxbad TLSA 3 1 1 0000000000000000000000000000000000000000000000000000000000000000
+; badnext.dane.test: the mismatch at MX 10, DANE-EE at MX 20
+badnext    MX    10 mxbad
+badnext    MX    20 mx
+; notlsa.dane.test: signed, but no TLSA record for the MX host (dane: may; dane-only: refused)
+notlsa     MX    10 mxnotlsa
+mxnotlsa   A     127.0.0.71
+EOZ
+}
+
+tls_zone_insecure() {
+  cat <<EOZ
+\$ORIGIN insecure.test.
+\$TTL 300
+@          SOA   ns1.insecure.test. hostmaster.insecure.test. 1 3600 900 604800 300
+@          NS    ns1
+ns1        A     127.0.0.1
+@          MX    10 mx
+mx         A     127.0.0.74
+; not DNSSEC-validated, so it must be ignored (it would match nothing)
+_$ROUTE_PORT._tcp.mx    TLSA 3 1 1 0000000000000000000000000000000000000000000000000000000000000000
+EOZ
+}
+
+# MTA-STS policy ids: a new id makes a client fetch the policy again.
+STS_ID=20261125T000000
+tls_zone_sts() {
+  cat <<EOZ
+\$ORIGIN sts.test.
+\$TTL 300
+@          SOA   ns1.sts.test. hostmaster.sts.test. 1 3600 900 604800 300
+@          NS    ns1
+ns1        A     127.0.0.1
+; sts.test: enforce, mx good.sts.test; MX 10 bad.sts.test does not match the policy
+_mta-sts   TXT   "v=STSv1; id=$STS_ID;"
+mta-sts    A     $MS_ADDR
+@          MX    10 bad
+@          MX    20 good
+bad        A     127.0.0.82
+good       A     127.0.0.81
+; testing.sts.test: mode testing; its only MX presents a certificate for another name
+_mta-sts.testing TXT "v=STSv1; id=$STS_ID;"
+mta-sts.testing  A   $MS_ADDR
+testing    MX    10 mx.testing
+mx.testing A     127.0.0.83
+; badcert.sts.test: enforce; its only MX matches the policy but presents a certificate for another name
+_mta-sts.badcert TXT "v=STSv1; id=$STS_ID;"
+mta-sts.badcert  A   $MS_ADDR
+badcert    MX    10 mx.badcert
+mx.badcert A     127.0.0.83
+EOZ
+}
+
+# sts_policies: JSON { "POLICY HOST": "policy text" } for the HTTPS server (CRLF line ends).
+sts_policies() {
+  local crlf=$'\\r\\n'
+  printf '{\n'
+  printf '  "mta-sts.sts.test": "version: STSv1%smode: enforce%smx: good.sts.test%smax_age: 86400%s",\n' "$crlf" "$crlf" "$crlf" "$crlf"
+  printf '  "mta-sts.testing.sts.test": "version: STSv1%smode: testing%smx: mx.testing.sts.test%smax_age: 86400%s",\n' "$crlf" "$crlf" "$crlf" "$crlf"
+  printf '  "mta-sts.badcert.sts.test": "version: STSv1%smode: enforce%smx: *.badcert.sts.test%smax_age: 86400%s"\n' "$crlf" "$crlf" "$crlf" "$crlf"
+  printf '}\n'
+}
+
+tls_zone() {
+  case "$1" in
+    tls.test) tls_zone_tls ;;
+    dane.test) tls_zone_dane ;;
+    insecure.test) tls_zone_insecure ;;
+    sts.test) tls_zone_sts ;;
+    *) die "unknown zone $1" ;;
+  esac
+}
+
+# sign_dane_zone: dane.test.zone -> dane.test.zone.signed (ECDSAP256SHA256 KSK + ZSK, kept in
+# $DNS/keys/dane.test; NSEC; signatures valid from yesterday to 30 days ahead; re-signed at
+# every start) and dane.test.ds, the KSK's DS record: unbound's trust anchor.
+sign_dane_zone() {
+  local kd="$DNS/keys/dane.test"
+  mkdir -p "$kd"; chmod 0700 "$DNS/keys"
+  if [[ ! -s "$kd/ksk" || ! -s "$kd/zsk" ]]; then
+    (cd "$kd" && rm -f K* ksk zsk && ldns-keygen -a ECDSAP256SHA256 -k dane.test > ksk && ldns-keygen -a ECDSAP256SHA256 dane.test > zsk) \
+      || die "ldns-keygen failed"
+  fi
+  local ksk="$kd/$(cat "$kd/ksk")" zsk="$kd/$(cat "$kd/zsk")"
+  ldns-signzone -i "$(date -u -d '-1 day' +%Y%m%d%H%M%S)" -e "$(date -u -d '+30 days' +%Y%m%d%H%M%S)" \
+    -f "$DNS/dane.test.zone.signed" -o dane.test. "$DNS/dane.test.zone" "$ksk" "$zsk" \
+    || die "ldns-signzone failed for $DNS/dane.test.zone"
+  cp "$ksk.ds" "$DNS/dane.test.ds"
+}
+
+# The signed zone is fresh: signed less than 20 days ago (its signatures run 30 days).
+dane_signed_fresh() {
+  [[ -s "$DNS/dane.test.zone.signed" && -s "$DNS/dane.test.ds" ]] \
+    && [[ -n "$(find "$DNS/dane.test.zone.signed" -mmin -$((20 * 24 * 60)))" ]]
+}
+
+# ---------------------------------------------------------------- MTA-STS: the HTTPS policy server
+
+# test/interop/mta-sts-server.mjs (Node's https) on $MS_ADDR:443 with certs/mta-sts.crt, serving
+# sts_policies by Host header; one log line per request in $MS/requests.log. It runs a copy of
+# the script ($MS/server.mjs), so that `status` can tell an outdated instance.
+write_mtasts_conf() {
+  local out="$1"
+  mkdir -p "$out"
+  sts_policies > "$out/policies.json"
+  cp "$MS_SCRIPT" "$out/server.mjs"
+  cat "$CERTS/spec" > "$out/certs.spec" 2>/dev/null || true
+}
+
+ms_running() { pid_alive "$MS_PID" node; }
+
+ms_current() {
+  local tmp rc=0 f
+  tmp="$(mktemp -d)"
+  write_mtasts_conf "$tmp"
+  for f in policies.json server.mjs certs.spec; do cmp -s "$tmp/$f" "$MS/$f" || rc=1; done
+  rm -rf "$tmp"
+  return $rc
+}
+
+# ms_check: a policy comes back over HTTPS verified by the harness CA (node, as the tests fetch).
+ms_check() {
+  node --input-type=module -e '
+    import { get } from "node:https";
+    import { readFileSync } from "node:fs";
+    const [addr, port, ca] = process.argv.slice(1);
+    const body = await new Promise((resolve, reject) => {
+      const req = get({ host: addr, port: Number(port), path: "/.well-known/mta-sts.txt", servername: "mta-sts.sts.test",
+        headers: { host: "mta-sts.sts.test" }, ca: readFileSync(ca), timeout: 3000 }, (res) => {
+        let b = ""; res.setEncoding("utf8"); res.on("data", (d) => (b += d)); res.on("end", () => resolve(res.statusCode + " " + b));
+      });
+      req.on("error", reject);
+      req.on("timeout", () => req.destroy(new Error("timeout")));
+    });
+    if (!body.startsWith("200 version: STSv1\r\nmode: enforce\r\n")) throw new Error("unexpected policy: " + JSON.stringify(body));
+  ' "$MS_ADDR" "$MS_PORT" "$CERTS/ca.crt"
+}
+
+start_mtasts() {
+  if ms_running; then
+    if ms_current; then say "MTA-STS server already running (pid $(pidfile_pid "$MS_PID"))"; return 0; fi
+    say "MTA-STS server runs an older script, policies or certificate: restarting it"
+    stop_mtasts
+  fi
+  command -v node >/dev/null || die "node is not on PATH (the MTA-STS policy server is a Node script)"
+  listening "$MS_ADDR" "$MS_PORT" && die "$MS_ADDR:$MS_PORT is already in use by another process (not this harness's MTA-STS server)"
+  write_mtasts_conf "$MS"
+  : > "$MS/requests.log"
+  rm -f "$MS_PID"
+  # setsid + redirected stdio: the server outlives this script and holds none of its pipes.
+  setsid node "$MS/server.mjs" --listen "$MS_ADDR:$MS_PORT" --cert "$CERTS/mta-sts.crt" --key "$CERTS/mta-sts.key" \
+    --policies "$MS/policies.json" --log "$MS/requests.log" --pidfile "$MS_PID" </dev/null >>"$MS/server.out" 2>&1 &
+  local i
+  for i in $(seq 100); do [[ -s "$MS_PID" ]] && listening "$MS_ADDR" "$MS_PORT" && break; sleep 0.1; done
+  ms_running || { tail -20 "$MS/server.out" >&2; die "the MTA-STS server did not start; see $MS/server.out"; }
+  ms_check || die "the MTA-STS server on $MS_ADDR:$MS_PORT does not serve the sts.test policy; see $MS/server.out"
+  say "MTA-STS policy server on https://$MS_ADDR:$MS_PORT/ (log $MS/requests.log)"
+}
+
+stop_mtasts() {
+  kill_pidfile "$MS_PID" node
+  wait_closed "$MS_ADDR" "$MS_PORT" 10 || say "warning: $MS_ADDR:$MS_PORT still accepts connections"
 }
 
 # ---------------------------------------------------------------- commands
@@ -727,6 +1214,12 @@ MAILWIRE_INTEROP_DNS_LOG=$DNS/unbound.log
 MAILWIRE_INTEROP_ROUTE_ZONE=$ROUTE_ZONE
 MAILWIRE_INTEROP_ROUTE_PORT=$ROUTE_PORT
 MAILWIRE_INTEROP_ROUTE_IPV6=$(route_ipv6 && echo yes || echo no)
+MAILWIRE_INTEROP_TLS_PORT=$ROUTE_PORT
+MAILWIRE_INTEROP_TLS_CA=$CERTS/ca.crt
+MAILWIRE_INTEROP_TLS_CERTS=$CERTS
+MAILWIRE_INTEROP_TLS_ZONES=${TLS_ZONES[*]}
+MAILWIRE_INTEROP_MTA_STS=$MS_ADDR:$MS_PORT
+MAILWIRE_INTEROP_MTA_STS_LOG=$MS/requests.log
 EOF
   mv "$DIR/ports.env.tmp" "$DIR/ports.env"
 }
@@ -754,6 +1247,19 @@ status() {
   else
     echo "postfix  running  pid $(pidfile_pid "$PF_PID")  $PF_EP (CHUNKING)  $PF2_EP (no CHUNKING)  log $PF/maillog"
     echo "route    running  (postfix)  $(route_endpoints | wc -w) listeners on port $ROUTE_PORT: $(route_servers | awk '{printf "%s%s=%s", (NR>1 ? " " : ""), $1, $2}')"
+    echo "tls      running  (postfix)  $(tls_endpoints | wc -w) listeners on port $ROUTE_PORT: $(tls_servers | awk '{printf "%s%s=%s", (NR>1 ? " " : ""), $1, $2}')"
+  fi
+  if certs_current; then
+    echo "certs    ok       CA $CERTS/ca.crt"
+  else
+    echo "certs    OUTDATED or missing in $CERTS (peers.sh start makes them)"; rc=1
+  fi
+  if ! ms_running; then
+    echo "mta-sts  stopped"; rc=1
+  elif ! ms_current; then
+    echo "mta-sts  running  pid $(pidfile_pid "$MS_PID")  OUTDATED script, policies or certificate (peers.sh start restarts it)"; rc=1
+  else
+    echo "mta-sts  running  pid $(pidfile_pid "$MS_PID")  https://$MS_ADDR:$MS_PORT/  log $MS/requests.log"
   fi
   if dc_running; then
     echo "dovecot  running  pid $(pidfile_pid "$DC_PID")  $LMTP_EP  unix:$DC_SOCK  log $DC/dovecot.log"
@@ -765,22 +1271,24 @@ status() {
   elif ! dns_current; then
     echo "dns      running  pid $(pidfile_pid "$DNS_PID")  OUTDATED configuration or zone (peers.sh start restarts it)"; rc=1
   else
-    echo "dns      running  pids $(pidfile_pid "$DNS_PID") $(pidfile_pid "$DNS_SILENT_PID")  $DNS_EP (zone $ROUTE_ZONE)  silent $DNS_SILENT_EP  log $DNS/unbound.log"
+    echo "dns      running  pids $(pidfile_pid "$DNS_PID") $(pidfile_pid "$DNS_SILENT_PID")  $DNS_EP (zones $ROUTE_ZONE ${TLS_ZONES[*]})  silent $DNS_SILENT_EP  log $DNS/unbound.log"
   fi
   return $rc
 }
 
 start() {
   preflight
-  if pf_running || dc_running || dns_running; then
+  if pf_running || dc_running || dns_running || ms_running; then
     # keep what runs, on the endpoints it was started with
     local want="$PF_EP $PF2_EP $LMTP_EP $DNS_EP $DNS_SILENT_EP $ROUTE_PORT"
     load_running_ports
     [[ "$want" == "$PF_EP $PF2_EP $LMTP_EP $DNS_EP $DNS_SILENT_EP $ROUTE_PORT" ]] \
       || say "warning: already running on $PF_EP $PF2_EP $LMTP_EP $DNS_EP $DNS_SILENT_EP port $ROUTE_PORT; stop first to change endpoints"
   fi
+  write_certs
   start_dns
   start_postfix
+  start_mtasts
   start_dovecot
   write_ports_env
   say "endpoints in $DIR/ports.env"
@@ -790,6 +1298,7 @@ stop() {
   [[ $EUID -eq 0 ]] || die "must run as root"
   load_running_ports
   stop_dovecot
+  stop_mtasts
   stop_postfix
   stop_dns
   say "stopped"
