@@ -315,8 +315,10 @@ class Delivery {
     const address = server.kind === 'unix' ? server.path : server.address;
     const port = server.kind === 'unix' ? undefined : server.port;
     const startedAt = new Date();
+    const protocolErrors: string[] = [];
     const record = (outcome: Attempt['outcome'], stage: string, why?: Why) => {
       const a: Attempt = { nexthop: dest.nexthop, host: server.host, address, outcome, stage, startedAt, endedAt: new Date() };
+      if (protocolErrors.length > 0) a.protocolErrors = protocolErrors;
       if (port !== undefined) a.port = port;
       if (server.kind === 'tcp' && dest.kind === 'mx') a.preference = server.preference;
       if (why) {
@@ -477,6 +479,10 @@ class Delivery {
     });
     if (result.contentOpened && source.kind === 'stream' && !source.reopenable) this.contentSpent = true;
     const stage = session.failedStage ?? 'quit';
+    if (session.plaintextInjection) {
+      opts.onEvent({ type: 'protocol-error', host: server.host, address, message: 'plaintext received right after the 220 to STARTTLS was discarded' });
+      protocolErrors.push('plaintext-after-starttls');
+    }
     if (result.aborted) record('session-failed', stage, { kind: 'local', reason: 'aborted', detail: 'delivery aborted by the caller' });
     else if (session.sessionFailure) record('session-failed', stage, session.sessionFailure);
     else record('completed', stage, lastFailure);

@@ -4,6 +4,8 @@
  */
 export type DeliveryEvent =
   | { type: 'warning'; message: string }
+  /** The server broke the protocol in a way worth attention (e.g. plaintext after the 220 to STARTTLS). */
+  | { type: 'protocol-error'; host: string; address: string; message: string }
   | { type: 'connect'; nexthop: string; host: string; address: string; port?: number }
   | { type: 'connected'; host: string; address: string; port?: number; localAddress?: string; localPort?: number }
   | { type: 'connect-failed'; host: string; address: string; port?: number; reason: string }

@@ -52,6 +52,8 @@ export interface Attempt {
    * `quit` when the conversation ran to its end.
    */
   stage: string;
+  /** Protocol violations seen (e.g. `plaintext-after-starttls`, CVE-2011-0411 class). */
+  protocolErrors?: string[];
   /** How the attempt ended. */
   outcome: 'completed' | 'connect-failed' | 'session-failed' | 'skipped';
   /** The last error seen on this attempt, if any (Postfix's "why"). */
