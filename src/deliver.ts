@@ -231,7 +231,9 @@ class Delivery {
     if (dest.kind !== 'mx') return undefined;
     const policy = this.policyFor(dest);
     if ('invalid' in policy || !policy.mtaSts) return undefined;
-    const o = typeof policy.mtaSts === 'object' ? (policy.mtaSts as Partial<MtaStsOptions>) : {};
+    // API.md names the store `cache`; the module calls it `store`.
+    const { cache, ...o } = typeof policy.mtaSts === 'object' ? (policy.mtaSts as Partial<MtaStsOptions> & { cache?: MtaStsOptions['store'] }) : {};
+    if (cache) o.store = cache;
     const resolver = resolverFor(this.opts.resolver);
     if (!resolver.resolveTxt) {
       this.opts.onEvent({ type: 'warning', message: 'MTA-STS needs a resolver with resolveTxt; skipped' });
