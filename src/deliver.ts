@@ -274,11 +274,24 @@ class Delivery {
   }
 
   /** TLSA at `_port._tcp.host` (RFC 7672 §2.2), only for a host whose address answer is DNSSEC-secure. */
-  private async lookupTlsa(server: Extract<Server, { kind: 'tcp' }>): Promise<TlsPolicyContext['tlsa']> {
-    if (!server.addressSecure) return undefined; // host not signed: no TLSA lookup (Postfix)
+  private lookupTlsa(server: Extract<Server, { kind: 'tcp' }>): Promise<TlsPolicyContext['tlsa']> {
+    if (!server.addressSecure) return Promise.resolve(undefined); // host not signed: no TLSA lookup (Postfix)
+    const name = `_${server.port}._tcp.${server.host}`;
+    // One lookup per name per delivery, however many addresses the host has.
+    let p = this.tlsaCache.get(name);
+    if (!p) {
+      p = this.queryTlsa(name, server.host);
+      this.tlsaCache.set(name, p);
+    }
+    return p;
+  }
+
+  private readonly tlsaCache = new Map<string, Promise<TlsPolicyContext['tlsa']>>();
+
+  private async queryTlsa(name: string, host: string): Promise<TlsPolicyContext['tlsa']> {
     const resolver = resolverFor(this.opts.resolver);
     if (!resolver.resolveTlsa) return { error: 'the resolver cannot look up TLSA records' };
-    const name = `_${server.port}._tcp.${server.host}`;
+    const server = { host };
     try {
       const answer = (await resolver.resolveTlsa(name, this.opts.signal ? { signal: this.opts.signal } : undefined)) as TlsaRecord[] & { authenticated?: boolean };
       return { records: answer, authenticated: answer.authenticated === true, base: server.host };
