@@ -1,6 +1,6 @@
 // Shared pieces of the interop tests: where the peers are, the tricky test message and what a
 // correct client puts on the wire for it, transcripts, and reading back stored mail and logs.
-import { randomBytes } from 'node:crypto';
+import { X509Certificate, randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -384,9 +384,9 @@ export class LogCursor {
   }
 }
 
-/** One smtpd session of a route server, from its maillog lines. */
+/** One smtpd session of a route or TLS lab server, from its maillog lines. */
 export interface SmtpdSession {
-  /** The route server's name (ok, mx421, sess1, limit3, ...). */
+  /** The server's name (route lab: ok, mx421, sess1, limit3, ...; TLS lab: good, wrongname, ...). */
   server: string;
   pid: string;
   /** Postfix's per-command counters from the disconnect line, e.g. { ehlo: '1', mail: '0/1', rcpt: '1' }. */
@@ -395,12 +395,21 @@ export interface SmtpdSession {
   disconnect?: string;
   /** Reject lines (`NOQUEUE: reject: …` or `QUEUEID: reject: …`): what the server refused, with its reply. */
   rejects: string[];
+  /** smtpd's `… TLS connection established from …: TLSv1.3 with cipher …` line (smtpd_tls_loglevel 1). */
+  tls?: string;
+  /** smtpd's `SSL_accept error from …` / `TLS library problem` lines: a failed handshake. */
+  tlsErrors: string[];
+  /** smtpd logged `Reusing old session` (only the TLS lab's `resume` server logs at smtpd_tls_loglevel 2). */
+  resumed?: boolean;
 }
 
-const SMTPD_LINE = /\spostfix-interop\/route-([a-z0-9]+)\/smtpd\[(\d+)\]: (.*)$/;
+/** The smtpd lines of one lab: `route` (postfix-interop/route-NAME) or `tls` (postfix-interop/tls-NAME). */
+export type Lab = 'route' | 'tls';
+const smtpdLine = (lab: Lab): RegExp => new RegExp(`\\spostfix-interop\\/${lab}-([a-z0-9]+)\\/smtpd\\[(\\d+)\\]: (.*)$`);
 
-/** The route servers' smtpd sessions in maillog `lines`, in the order they connected. */
-export function routeSessions(lines: string[]): SmtpdSession[] {
+/** The lab servers' smtpd sessions in maillog `lines`, in the order they connected. */
+export function routeSessions(lines: string[], lab: Lab = 'route'): SmtpdSession[] {
+  const SMTPD_LINE = smtpdLine(lab);
   const sessions: SmtpdSession[] = [];
   const open = new Map<string, SmtpdSession>(); // an smtpd process serves one session at a time
   for (const line of lines) {
@@ -409,7 +418,7 @@ export function routeSessions(lines: string[]): SmtpdSession[] {
     const [, server = '', pid = '', text = ''] = m;
     const key = `${server}/${pid}`;
     if (text.startsWith('connect from ')) {
-      const s: SmtpdSession = { server, pid, commands: {}, rejects: [] };
+      const s: SmtpdSession = { server, pid, commands: {}, rejects: [], tlsErrors: [] };
       sessions.push(s);
       open.set(key, s);
     } else if (text.startsWith('disconnect from ')) {
@@ -420,6 +429,14 @@ export function routeSessions(lines: string[]): SmtpdSession[] {
       open.delete(key);
     } else if (/^(NOQUEUE|[0-9A-F]+): reject: /.test(text)) {
       open.get(key)?.rejects.push(text);
+    } else if (/ TLS connection established from /.test(text)) {
+      const s = open.get(key);
+      if (s) s.tls = text;
+    } else if (/^SSL_accept error from |^warning: TLS library problem: /.test(text)) {
+      open.get(key)?.tlsErrors.push(text);
+    } else if (/: Reusing old session\b/.test(text)) {
+      const s = open.get(key);
+      if (s) s.resumed = true;
     }
   }
   return sessions;
@@ -433,7 +450,7 @@ export function routeSessions(lines: string[]): SmtpdSession[] {
  */
 export async function settledRouteSessions(
   cursor: LogCursor,
-  { atLeast = 0, settleMs = 400, timeoutMs = 10_000 }: { atLeast?: number; settleMs?: number; timeoutMs?: number } = {},
+  { atLeast = 0, settleMs = 400, timeoutMs = 10_000, lab = 'route' }: { atLeast?: number; settleMs?: number; timeoutMs?: number; lab?: Lab } = {},
 ): Promise<SmtpdSession[]> {
   const deadline = Date.now() + timeoutMs;
   let count = -1;
@@ -444,7 +461,7 @@ export async function settledRouteSessions(
       count = lines.length;
       quietSince = Date.now();
     }
-    const sessions = routeSessions(lines);
+    const sessions = routeSessions(lines, lab);
     const settled = sessions.length >= atLeast && sessions.every((s) => s.disconnect !== undefined) && Date.now() - quietSince >= settleMs;
     if (settled) return sessions;
     if (Date.now() > deadline) {
@@ -481,4 +498,109 @@ export async function settledDnsQueries(
     if (Date.now() > deadline) throw new Error(`fewer than ${atLeast} DNS queries in ${cursor.file} after ${timeoutMs} ms: ${JSON.stringify(queries)}`);
     await sleep(50);
   }
+}
+
+// ---------------------------------------------------------------- TLS lab
+
+/** The TLS lab of peers.sh: certificates, TLS listeners, the zones tls.test, dane.test, insecure.test, sts.test, the MTA-STS server. */
+export interface TlsLab {
+  /** The one port of every TLS lab server (the routing lab's port; TLSA records are at `_PORT._tcp.HOST`). */
+  port: number;
+  /** PEM file of the harness CA (trust it with `tls: { ca }`). */
+  caFile: string;
+  /** The harness CA, PEM. */
+  ca: string;
+  /** Directory of the certificates: NAME.crt / NAME.key / NAME.chain.pem for good, wrongname, expired, selfsigned, mta-sts. */
+  certs: string;
+  /** host:port of the HTTPS MTA-STS policy server (127.0.0.80:443). */
+  mtaSts: string;
+  /** Its request log: one `ISO-TIME HOST METHOD PATH STATUS` line per request. */
+  mtaStsLog: string;
+}
+
+export function tlsLab(): TlsLab {
+  const { get } = portsEnv();
+  const caFile = get('MAILWIRE_INTEROP_TLS_CA');
+  return {
+    port: Number(get('MAILWIRE_INTEROP_TLS_PORT')),
+    caFile,
+    ca: readFileSync(caFile, 'utf8'),
+    certs: get('MAILWIRE_INTEROP_TLS_CERTS'),
+    mtaSts: get('MAILWIRE_INTEROP_MTA_STS'),
+    mtaStsLog: get('MAILWIRE_INTEROP_MTA_STS_LOG'),
+  };
+}
+
+/**
+ * The TLS lab servers (peers.sh TLS_SERVERS and the zones in tls_zone_*; keep the three in sync).
+ * Each listens on TlsLab.port and logs as postfix-interop/tls-NAME/smtpd. Certificates: good
+ * (CA-signed, names of every "good" host), wrongname (CA-signed for someone-else.test), expired
+ * (CA-signed expired.tls.test, 2020-2021), selfsigned (selfsigned.tls.test).
+ */
+export const TLS = {
+  /** STARTTLS, good certificate: good.tls.test */
+  good: '127.0.0.61',
+  /** STARTTLS, CA-signed certificate for another name: wrongname.tls.test */
+  wrongname: '127.0.0.62',
+  /** STARTTLS, expired CA-signed certificate with the right name: expired.tls.test */
+  expired: '127.0.0.63',
+  /** STARTTLS, self-signed certificate with the right name: selfsigned.tls.test */
+  selfsigned: '127.0.0.64',
+  /** No STARTTLS: plain.tls.test */
+  plain: '127.0.0.65',
+  /** STARTTLS offered, but every handshake fails (eNULL-only, TLS <= 1.2): badtls.tls.test */
+  badtls: '127.0.0.66',
+  /** Implicit TLS (wrapper mode), good certificate: smtps.tls.test */
+  smtps: '127.0.0.67',
+  /** STARTTLS, good certificate, Postfix's session cache: resume.tls.test */
+  resume: '127.0.0.68',
+  /** good certificate; mx.dane.test (TLSA 3 1 1 of its key), mxnotlsa.dane.test (no TLSA) */
+  daneee: '127.0.0.71',
+  /** good certificate; mxta.dane.test (TLSA 2 1 1 of the CA) */
+  daneta: '127.0.0.72',
+  /** good certificate; mxbad.dane.test (TLSA 3 1 1 of zeros) */
+  danebad: '127.0.0.73',
+  /** good certificate; mx.insecure.test (unsigned zone; a TLSA record of zeros to be ignored) */
+  insecure: '127.0.0.74',
+  /** good certificate; good.sts.test (matches the sts.test policy) */
+  stsgood: '127.0.0.81',
+  /** good certificate; bad.sts.test (MX 10 of sts.test, not in its policy: must never be contacted) */
+  stsbad: '127.0.0.82',
+  /** wrongname certificate; mx.testing.sts.test, mx.badcert.sts.test */
+  stswrong: '127.0.0.83',
+} as const;
+export type TlsServer = keyof typeof TLS;
+
+/** The TLS outcome of a recipient result (API.md `RecipientResult.tls`, `tlsFailure`), read loosely. */
+export interface TlsSummary {
+  version: string;
+  cipher: string;
+  verified: boolean;
+  level: string;
+  resumed?: boolean;
+}
+export interface TlsFailure {
+  resultType: string;
+  receivingMxHostname?: string;
+  receivingIp?: string;
+  detail?: string;
+}
+export function tlsOf(r: unknown): TlsSummary | undefined {
+  return (r as { tls?: TlsSummary } | undefined)?.tls;
+}
+export function tlsFailureOf(r: unknown): TlsFailure | undefined {
+  return (r as { tlsFailure?: TlsFailure } | undefined)?.tlsFailure;
+}
+
+/** SHA-256 fingerprint of a PEM certificate file (DER), as `AB:CD:…` (the form Postfix's match= takes). */
+export function certFingerprint(pemFile: string): string {
+  return new X509Certificate(readFileSync(pemFile)).fingerprint256;
+}
+
+/** The MTA-STS server's policy fetches in its log lines: `{ host, path, status }`. */
+export function stsFetches(lines: string[]): Array<{ host: string; path: string; status: number }> {
+  return lines.flatMap((l) => {
+    const m = /^\S+ (\S+) GET (\S+) (\d{3})$/.exec(l);
+    return m?.[1] !== undefined && m[2] !== undefined && m[3] !== undefined ? [{ host: m[1], path: m[2], status: Number(m[3]) }] : [];
+  });
 }

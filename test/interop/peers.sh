@@ -578,7 +578,8 @@ wait_route_listeners() {
 #             (OpenSSL's DEFAULT excludes them): "no shared cipher"
 #   smtps     implicit TLS (smtpd_tls_wrappermode=yes; the handshake comes before the greeting)
 #   resume    like starttls, plus Postfix's session cache (main.cf's smtpd_tls_session_cache_database,
-#             kept by tlsmgr for all smtpd processes): a client that offers its last session resumes it
+#             kept by tlsmgr for all smtpd processes): a client that offers its last session resumes it.
+#             smtpd_tls_loglevel=2, so the log says "Reusing old session" when a client resumed
 # Keep in sync with TLS in helpers.ts and the tables in README.md.
 TLS_SERVERS=(
   "good        127.0.0.61 good        starttls"
@@ -627,7 +628,8 @@ tls_master_cf() {
         echo "  -o smtpd_tls_security_level=encrypt"
         echo "  -o smtpd_tls_session_cache_database=" ;;
       resume)
-        echo "  -o smtpd_tls_security_level=may" ;;   # main.cf: cache database and timeout
+        echo "  -o smtpd_tls_security_level=may"   # main.cf: cache database and timeout
+        echo "  -o smtpd_tls_loglevel=2" ;;
       *) die "unknown TLS server behavior $beh" ;;
     esac
   done < <(tls_servers)
