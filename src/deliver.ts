@@ -424,7 +424,7 @@ class Delivery {
       bdatChunkSize: opts.bdatChunkSize,
       startTls: decision.startTls,
       inTls: decision.wrapperMode,
-      tlsVerified: wrapped?.verified ?? false,
+      tlsVerified: (wrapped?.verified ?? false) && decision.check.kind !== 'fingerprint',
       blockEarlyMailReply: decision.blockEarlyMailReply,
       // MX-7: only with loop detection on (SMTP, port 25, our addresses known).
       ...(opts.protocol === 'smtp' && port === 25 && opts.myAddresses.size > 0

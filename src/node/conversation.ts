@@ -303,7 +303,8 @@ class Conversation {
       this.tlsCheckFailure = { resultType: result.resultType, detail: result.detail };
       this.session.tlsNotVerified(result.detail, result.resultType);
     } else {
-      this.session.tlsEstablished({ verified: result.verified });
+      // REQUIRETLS (RFC 8689 §4.2.1) wants PKIX or DANE authentication; a fingerprint is not that.
+      this.session.tlsEstablished({ verified: result.verified && secure.decision.check.kind !== 'fingerprint' });
     }
     this.pump();
     this.arm(true);
