@@ -125,3 +125,21 @@ describe('TLS levels', () => {
     expect(r.attempts[0]!.protocolErrors).toEqual(['plaintext-after-starttls']);
   });
 });
+
+describe('REQUIRETLS (RFC 8689)', () => {
+  it('verified TLS and the server keyword: REQUIRETLS on MAIL; otherwise 5.7.30, next server first', async () => {
+    const s = await start({ extensions: { starttls: true, extra: ['REQUIRETLS'] } });
+    const ok = await deliver({ ...env, requireTls: true }, `[mx.test.invalid]:${s.port}`, { ...base, tls: { level: 'verify', ca: testCertificate.cert } });
+    expect(ok.recipients[0]!.action).toBe('relayed');
+    expect(s.transactions[0]!.mailParams).toContain('REQUIRETLS');
+    const may = await deliver({ ...env, requireTls: true }, `[mx.test.invalid]:${s.port}`, { ...base });
+    expect(may.recipients[0]).toMatchObject({ action: 'failed', status: '5.7.30' });
+    const noKeyword = await start();
+    const failover = await deliver({ ...env, requireTls: true }, `[mx.test.invalid]:${noKeyword.port}, [mx.test.invalid]:${s.port}`, {
+      ...base,
+      tls: { level: 'verify', ca: testCertificate.cert },
+    });
+    expect(failover.recipients.map((x) => x.action)).toEqual(['relayed', 'relayed']);
+    expect(failover.attempts.map((a) => a.status)).toEqual(['5.7.30', undefined]);
+  });
+});
