@@ -3,7 +3,8 @@
 #
 # Real mail servers for mailwire's interop tests, on loopback only, every file under one
 # state directory (default /tmp/mailwire-interop; nothing in /etc/postfix or /etc/dovecot is
-# read or changed). Needs root and the Debian packages postfix, dovecot-core, dovecot-lmtpd.
+# read or changed). Needs root, node and the Debian packages postfix, dovecot-core, dovecot-lmtpd,
+# unbound, ldnsutils, openssl.
 #
 #   postfix  one private instance (postfix -c $DIR/postfix/etc), STARTTLS and AUTH off:
 #            $MAILWIRE_INTEROP_POSTFIX            (127.0.0.1:11025) PIPELINING SIZE 8BITMIME DSN
@@ -31,6 +32,16 @@
 #            $MAILWIRE_INTEROP_DNS_SILENT (127.0.0.1:11054) is a second unbound with
 #            access-control deny: it reads every query and never answers (DNS timeouts).
 #            Log (every query): $DIR/dns/unbound.log.
+#   tls      the TLS lab (test/interop/README.md "TLS lab"): a harness CA and server certificates
+#            ($DIR/certs, openssl: good, wrongname, expired, selfsigned, mta-sts), and more smtpd
+#            listeners in the same Postfix instance at the lab port on 127.0.0.61-83, syslog names
+#            postfix-interop/tls-NAME: good, wrongname, expired, selfsigned (STARTTLS with that
+#            certificate), plain (no STARTTLS), badtls (STARTTLS whose handshake always fails),
+#            smtps (wrapper mode), resume (session cache), DANE, insecure and MTA-STS MX hosts.
+#            The unbound below also serves tls.test, dane.test (signed with ldns-signzone; its
+#            KSK's DS is the trust anchor), insecure.test and sts.test.
+#   mta-sts  test/interop/mta-sts-server.mjs: Node HTTPS on 127.0.0.80:443 serving the MTA-STS
+#            policies of sts.test (harness CA certificate); log $DIR/mta-sts/requests.log.
 #   dovecot  private LMTP instance (dovecot -c $DIR/dovecot/dovecot.conf), STARTTLS off:
 #            unix:$DIR/dovecot/lmtp.sock and $MAILWIRE_INTEROP_LMTP (127.0.0.1:11024).
 #            alice@, bob@example.test: 250 after data (maildirs $DIR/dovecot/mail/USER/new/);

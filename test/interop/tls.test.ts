@@ -8,6 +8,8 @@
 // against is NAME.tls.test (TLS-11: `hostname` equals `nexthop` for a bracketed next hop).
 // Besides the results, every case reads Postfix's log: whether TLS was established on the
 // server's side, and that no session that failed its TLS check ever reached MAIL (TLS-5).
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { deliver, Resolver } from '../../src/index.js';
 import type { DeliverOptions, DeliveryResult, TlsPolicy } from '../../src/index.js';
@@ -37,6 +39,7 @@ const SENDER = 'sender@client.test';
 const ALICE = 'alice@example.test';
 const resolver = new Resolver({ servers: [L.dns], timeout: 2000 });
 const GOOD_FINGERPRINT = certFingerprint(`${T.certs}/good.crt`);
+const execFileP = promisify(execFile);
 
 const host = (server: TlsServer): string => `${server}.tls.test`;
 /** `[NAME.tls.test]:PORT`: that server alone, checked against the name NAME.tls.test. */
@@ -216,6 +219,53 @@ describe('TLS level x server matrix ([NAME.tls.test]:PORT, one server per next h
       ok = true;
     } finally {
       measured.set(key, `${ok ? '' : '✗ '}${describeCell(r)}`);
+    }
+  });
+});
+
+// ---------------------------------------------------------------- the table is Postfix's
+
+/**
+ * posttls-finger(1) (in the postfix package) runs Postfix's own SMTP-client TLS code (tls_client.c,
+ * the same level and match logic as smtp(8)) against a server and prints what it concluded. Run
+ * against the same servers, it shows that the expected table above is what Postfix does here.
+ */
+async function postfixClient(level: Level, server: MatrixServer): Promise<string> {
+  const pkix = level === 'verify' || level === 'secure';
+  // usage: posttls-finger [options] [host]:port [match ...]; the match list replaces the level's default
+  const args = ['-l', level, ...(pkix ? ['-F', T.caFile] : []), `[${TLS[server]}]:${PORT}`];
+  if (level === 'fingerprint') args.push(GOOD_FINGERPRINT);
+  if (pkix) args.push(host(server));
+  try {
+    const { stdout, stderr } = await execFileP('posttls-finger', args, { timeout: 15_000, env: { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` } });
+    return `${stdout}${stderr}`;
+  } catch (e) {
+    const x = e as { stdout?: string; stderr?: string };
+    return `${x.stdout ?? ''}${x.stderr ?? ''}`;
+  }
+}
+
+describe("the expected table is Postfix's own behavior (posttls-finger, Postfix's TLS client, against the same servers)", () => {
+  const cases = (['encrypt', 'fingerprint', 'verify', 'secure'] as const).flatMap((level) => SERVERS.map((server) => ({ level, server, want: expected(level, server) })));
+  it.each(cases)('posttls-finger -l $level at $server', async ({ level, server, want }) => {
+    const out = await postfixClient(level, server);
+    const why = `posttls-finger said:\n${out}`;
+    if (want.action === 'relayed' && want.tls) {
+      expect(out, why).toMatch(want.verified ? /Verified TLS connection established/ : /(Untrusted|Trusted) TLS connection established/);
+      expect(out, why).not.toMatch(/verification failed/);
+    } else if (want.action === 'delayed' && want.status === '4.7.4') {
+      expect(out, why).toMatch(/< 250 /);
+      expect(out, why).not.toMatch(/< 250.STARTTLS|TLS connection established/);
+    } else if (want.action === 'delayed' && server === 'badtls') {
+      expect(out, why).toMatch(/SSL_connect error/);
+      expect(out, why).not.toMatch(/TLS connection established/);
+    } else if (want.action === 'delayed') {
+      expect(out, why).toMatch(/certificate verification failed for /);
+      expect(out, why).not.toMatch(/Verified TLS connection established/);
+      const reason = { wrongname: /num=6[25]/, expired: /certificate has expired|num=65/, selfsigned: /self-signed certificate|num=65/ }[server as 'wrongname' | 'expired' | 'selfsigned'];
+      expect(out, why).toMatch(reason);
+    } else {
+      throw new Error(`no posttls-finger check for ${level} x ${server}`);
     }
   });
 });
