@@ -3,6 +3,7 @@
 // unbound's trust anchor, so answers carry AD) and insecure.test unsigned (no AD). TLSA records
 // sit at _PORT._tcp.HOST for the lab port; every MX host is a Postfix smtpd with the harness's
 // "good" certificate (peers.sh tls_zone_dane, tls_zone_insecure).
+import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { deliver, Resolver } from '../../src/index.js';
 import type { DeliverOptions, DeliveryResult, TlsPolicy } from '../../src/index.js';
@@ -75,6 +76,28 @@ describe('the lab resolver validates dane.test and not insecure.test', () => {
     expect((await resolver.resolveTlsa(`_${PORT}._tcp.mxta.dane.test`)).map((x) => x.usage)).toEqual([2]);
     expect((await resolver.resolveMx('insecure.test')).authenticated).toBe(false);
     expect((await resolver.resolveTlsa(`_${PORT}._tcp.mx.insecure.test`)).authenticated).toBe(false);
+  });
+});
+
+/** `openssl s_client` with OpenSSL's own DANE code, fed the TLSA records from the lab resolver. */
+async function opensslDane(hostname: string, address: string): Promise<string> {
+  const records = await resolver.resolveTlsa(`_${PORT}._tcp.${hostname}`);
+  const args = ['s_client', '-starttls', 'smtp', '-connect', `${address}:${PORT}`, '-brief', '-dane_tlsa_domain', hostname];
+  for (const x of records) args.push('-dane_tlsa_rrdata', `${x.usage} ${x.selector} ${x.matchingType} ${Buffer.from(x.data).toString('hex')}`);
+  const child = spawn('openssl', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  child.stdin.end('QUIT\r\n');
+  await new Promise<void>((resolve) => child.on('close', () => resolve()));
+  return out;
+}
+
+describe("the zone's TLSA records, checked by OpenSSL's DANE code against the servers", () => {
+  it('mx.dane.test: 3 1 1 matches the EE certificate; mxta: 2 1 1 matches the TA; mxbad: no match', async () => {
+    expect(await opensslDane('mx.dane.test', TLS.daneee)).toMatch(/DANE TLSA 3 1 1 \S+ matched EE certificate at depth 0/);
+    expect(await opensslDane('mxta.dane.test', TLS.daneta)).toMatch(/DANE TLSA 2 1 1 \S+ matched TA certificate at depth 1/);
+    expect(await opensslDane('mxbad.dane.test', TLS.danebad)).toMatch(/no matching DANE TLSA records/);
   });
 });
 
