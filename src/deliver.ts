@@ -5,6 +5,7 @@
  * what is left at the end gets the last error. Network and server trouble are results,
  * never exceptions.
  */
+import { createHash } from 'node:crypto';
 import { MailwireError } from './errors.js';
 import type { Envelope, Recipient } from './envelope.js';
 import type { Attempt, DeliveryResult } from './results/delivery-result.js';
@@ -17,7 +18,7 @@ import { planServers, resolverFor, type Server } from './routing/plan.js';
 import { dnsErrorClass, type TlsaRecord } from './routing/resolver.js';
 import { evaluateTlsPolicy, type TlsDecision, type TlsPolicyContext } from './tls/tls-policy.js';
 import { getMtaStsPolicy, type MtaStsLookup, type MtaStsOptions } from './tls/mta-sts.js';
-import { startTls, checkPeer, tlsInfo, type TlsOk } from './node/tls-connect.js';
+import { appliedLevel, startTls, checkPeer, tlsInfo, type TlsOk } from './node/tls-connect.js';
 import type { TlsResultType } from './protocol/why.js';
 import { ClientSession } from './protocol/client-session.js';
 import type { Why } from './protocol/why.js';
@@ -385,7 +386,7 @@ class Delivery {
     const secure = {
       decision,
       sessions: opts.tlsSessionCache && server.kind === 'tcp'
-        ? { store: opts.tlsSessionCache, key: `${server.address}:${server.port}:${decision.servername ?? ''}:${level}`, ttlMs: opts.tlsSessionCacheTimeout }
+        ? { store: opts.tlsSessionCache, key: sessionKey(server.address, server.port, decision), ttlMs: opts.tlsSessionCacheTimeout }
         : undefined,
     };
     // Wrapper mode (TLS-21): the TLS handshake before the greeting.
@@ -401,8 +402,8 @@ class Delivery {
         record('session-failed', 'tls', why);
         return { retryPlaintext: false };
       }
-      const check = checkPeer(t.socket, decision.check);
-      wrapped = tlsInfo(t.socket, level, check.ok && check.verified);
+      const check = checkPeer(r.peer, decision.check);
+      wrapped = tlsInfo(t.socket, appliedLevel(decision), check.ok && check.verified);
       opts.onEvent({ type: 'tls', ...wrapped });
       if (!check.ok) wrappedFailure = { detail: check.detail, resultType: check.resultType };
       socket = t.socket;
@@ -503,6 +504,16 @@ class Delivery {
     else record('completed', stage, lastFailure);
     return { retryPlaintext: retryPlaintext && !result.aborted };
   }
+}
+
+/**
+ * The session-cache key: the endpoint, SNI, level and everything the check depends on, so a
+ * resumed session's kept verdict is only reused for the same check.
+ */
+function sessionKey(address: string, port: number, d: TlsOk): string {
+  const check = JSON.stringify(d.check, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v));
+  const ca = d.ca === undefined ? '' : createHash('sha256').update(JSON.stringify([d.ca].flat().map((c) => (typeof c === 'string' ? c : Buffer.from(c).toString('base64'))))).digest('hex');
+  return [address, port, d.servername ?? '', d.level, createHash('sha256').update(check + ca).digest('hex').slice(0, 32)].join('|');
 }
 
 function hostOf(dest: Destination): string {

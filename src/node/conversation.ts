@@ -14,7 +14,7 @@ import type { DeliveryEvent } from '../events.js';
 import type { Timeouts } from '../options.js';
 import { stageTimeout } from './stage-timeouts.js';
 import { errnoText } from './connect.js';
-import { checkPeer, startTls, tlsInfo, type SecureOptions, type TlsInfo } from './tls-connect.js';
+import { appliedLevel, checkPeer, startTls, tlsInfo, type PeerView, type SecureOptions, type TlsInfo } from './tls-connect.js';
 import type { TlsResultType } from '../protocol/why.js';
 
 export type { TlsInfo } from './tls-connect.js';
@@ -275,7 +275,7 @@ class Conversation {
       if (settled || this.finished) return;
       settled = true;
       if (!r.ok) return this.handshakeFailed(r.detail);
-      this.secured(sock);
+      this.secured(sock, r.peer);
     });
     this.arm(true);
   }
@@ -289,14 +289,14 @@ class Conversation {
   }
 
   /** Handshake done: run the level's check; the engine goes on only if it passed. */
-  private secured(sock: TLSSocket): void {
+  private secured(sock: TLSSocket, peer: PeerView): void {
     const secure = this.options.secure!;
-    const result = checkPeer(sock, secure.decision.check);
-    this.tls = tlsInfo(sock, secure.decision.level, result.ok && result.verified);
+    const result = checkPeer(peer, secure.decision.check);
+    this.tls = tlsInfo(sock, appliedLevel(secure.decision), result.ok && result.verified);
     this.options.onEvent({ type: 'tls', ...this.tls });
     if (secure.decision.stsTesting) {
       // MTA-STS testing mode: deliver regardless, report what enforce would have refused.
-      const sts = checkPeer(sock, secure.decision.stsTesting.check);
+      const sts = checkPeer(peer, secure.decision.stsTesting.check);
       if (!sts.ok) this.stsTestingFailure = { resultType: sts.resultType, detail: sts.detail };
     }
     if (!result.ok) {

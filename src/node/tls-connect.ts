@@ -34,7 +34,9 @@ export interface SecureOptions {
 /** Node TLS options for a decision: no SNI unless asked (TLS-20), our own checks afterwards. */
 export function tlsOptionsFor(o: SecureOptions): ConnectionOptions {
   const d = o.decision;
-  const opts: ConnectionOptions = { rejectUnauthorized: false, servername: d.servername ?? '' };
+  // Our own checks decide (checkPeer); Node's name check is off, or it would make `authorized`
+  // false for a name mismatch against whatever SNI is (not) sent.
+  const opts: ConnectionOptions = { rejectUnauthorized: false, servername: d.servername ?? '', checkServerIdentity: () => undefined };
   if (d.minVersion) opts.minVersion = d.minVersion;
   if (d.maxVersion) opts.maxVersion = d.maxVersion;
   if (d.ciphers) opts.ciphers = d.ciphers;
@@ -44,7 +46,7 @@ export function tlsOptionsFor(o: SecureOptions): ConnectionOptions {
     opts.key = toPem(d.key);
   }
   const cached = o.sessions?.store.get(o.sessions.key);
-  if (cached) opts.session = Buffer.from(cached);
+  if (cached) opts.session = Buffer.from(cached.session);
   return opts;
 }
 
@@ -52,17 +54,51 @@ function toPem(v: string | Uint8Array): string | Buffer {
   return typeof v === 'string' ? v : Buffer.from(v);
 }
 
+/** What the peer check runs on: the live handshake, or what a resumed session's full handshake saw. */
+export interface PeerView {
+  chain: X509Certificate[];
+  authorized: boolean;
+  authorizationError?: string;
+}
+
 /** Start TLS over `raw`; resolves once the handshake is done (or failed). */
-export function startTls(raw: Socket, o: SecureOptions): { socket: TLSSocket; ready: Promise<{ ok: true } | { ok: false; detail: string }> } {
+export function startTls(
+  raw: Socket,
+  o: SecureOptions,
+): { socket: TLSSocket; ready: Promise<{ ok: true; peer: PeerView } | { ok: false; detail: string }> } {
+  const offered = o.sessions?.store.get(o.sessions.key);
   const socket = tlsConnect({ ...tlsOptionsFor(o), socket: raw });
+  let peer: PeerView | undefined;
+  const view = (): PeerView => {
+    if (socket.isSessionReused() && offered) {
+      return {
+        chain: offered.chain.flatMap((der) => {
+          try {
+            return [new X509Certificate(der)];
+          } catch {
+            return [];
+          }
+        }),
+        authorized: offered.authorized,
+        ...(offered.authorizationError ? { authorizationError: offered.authorizationError } : {}),
+      };
+    }
+    const err = socket.authorizationError;
+    return { chain: peerChain(socket), authorized: socket.authorized, ...(err ? { authorizationError: String(err) } : {}) };
+  };
   if (o.sessions && o.sessions.ttlMs > 0) {
     const { store, key, ttlMs } = o.sessions;
-    socket.on('session', (session: Buffer) => store.set(key, new Uint8Array(session), ttlMs));
+    socket.on('session', (session: Buffer) => {
+      const p = peer ?? view();
+      if (p.chain.length === 0) return; // nothing to check a resumption against
+      store.set(key, { session: new Uint8Array(session), chain: p.chain.map((c) => new Uint8Array(c.raw)), authorized: p.authorized, ...(p.authorizationError ? { authorizationError: p.authorizationError } : {}) }, ttlMs);
+    });
   }
-  const ready = new Promise<{ ok: true } | { ok: false; detail: string }>((resolve) => {
+  const ready = new Promise<{ ok: true; peer: PeerView } | { ok: false; detail: string }>((resolve) => {
     let done = false;
     socket.once('secureConnect', () => {
-      if (!done) resolve({ ok: true });
+      peer = view();
+      if (!done) resolve({ ok: true, peer });
       done = true;
     });
     socket.once('error', (err: Error) => {
@@ -108,16 +144,16 @@ const AUTH_ERRORS: Record<string, TlsResultType> = {
   CERT_REVOKED: 'certificate-not-trusted',
 };
 
-/** Run the level's certificate check on an established TLS socket. */
-export function checkPeer(socket: TLSSocket, check: TlsCheck): CheckResult {
+/** Run the level's certificate check on what the handshake presented. */
+export function checkPeer(peer: PeerView, check: TlsCheck): CheckResult {
   if (check.kind === 'none') return { ok: true, verified: false };
-  const chain = peerChain(socket);
+  const chain = peer.chain;
   const leaf = chain[0];
   if (!leaf) return { ok: false, detail: 'the server sent no certificate', resultType: 'validation-failure' };
   switch (check.kind) {
     case 'pkix': {
-      if (!socket.authorized) {
-        const code = String(socket.authorizationError ?? 'UNKNOWN');
+      if (!peer.authorized) {
+        const code = String(peer.authorizationError ?? 'UNKNOWN');
         return { ok: false, detail: `certificate verification failed: ${code}`, resultType: AUTH_ERRORS[code] ?? 'validation-failure' };
       }
       if (!matchCertificate(leaf, check.names)) {
@@ -135,6 +171,11 @@ export function checkPeer(socket: TLSSocket, check: TlsCheck): CheckResult {
       return { ok: false, detail: `DANE: ${r.detail}`, resultType: r.resultType };
     }
   }
+}
+
+/** The level reported in results: what was applied (dane may have fallen back); dane-only stays dane-only. */
+export function appliedLevel(d: TlsOk): string {
+  return d.requested === 'dane-only' && d.level === 'dane' ? 'dane-only' : d.level;
 }
 
 export function tlsInfo(socket: TLSSocket, level: string, verified: boolean): TlsInfo {
