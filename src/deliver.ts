@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { MailwireError } from './errors.js';
+import { raceAbort } from './abort.js';
 import type { Envelope, Recipient } from './envelope.js';
 import type { Attempt, DeliveryResult } from './results/delivery-result.js';
 import { resolveOptions, type DeliverOptions, type ResolvedOptions, type TlsPolicy } from './options.js';
@@ -102,7 +103,7 @@ class Delivery {
       const { dest, fallback } = sites[d]!;
       lastSiteWasFallback = fallback;
       const started = new Date();
-      const plan = await abortable(
+      const plan = await raceAbort(
         planServers(dest, {
           protocol: opts.protocol,
           resolver: opts.resolver,
@@ -121,7 +122,10 @@ class Delivery {
           signal: opts.signal,
         }),
         opts.signal,
-      );
+      ).catch((err: unknown) => {
+        if (this.aborted) return undefined;
+        throw err;
+      });
       if (!plan) break; // aborted
       if (!plan.ok) {
         // A lookup failure marks no recipient; the loop moves on to later sites (§1.1).
@@ -240,7 +244,13 @@ class Delivery {
       this.opts.onEvent({ type: 'warning', message: 'MTA-STS needs a resolver with resolveTxt; skipped' });
       return undefined;
     }
-    const lookup = await getMtaStsPolicy(dest.host, { ...o, resolver, ...(this.opts.signal ? { signal: this.opts.signal } : {}) });
+    let lookup: MtaStsLookup;
+    try {
+      lookup = await getMtaStsPolicy(dest.host, { ...o, resolver, ...(this.opts.signal ? { signal: this.opts.signal } : {}) });
+    } catch (err) {
+      if (this.aborted) return undefined; // the caller aborted: the loop ends right after
+      throw err;
+    }
     if (lookup.failure) this.opts.onEvent({ type: 'warning', message: `MTA-STS ${dest.host}: ${lookup.failure.resultType}: ${lookup.failure.detail}` });
     return lookup;
   }
@@ -518,25 +528,6 @@ function sessionKey(address: string, port: number, d: TlsOk): string {
 
 function hostOf(dest: Destination): string {
   return dest.kind === 'unix' ? dest.path : dest.kind === 'address' ? dest.address : dest.host;
-}
-
-async function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T | undefined> {
-  if (!signal) return p;
-  if (signal.aborted) return undefined;
-  return new Promise<T | undefined>((resolve, reject) => {
-    const onAbort = () => resolve(undefined);
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
 }
 
 function badEnvelope(message: string): never {

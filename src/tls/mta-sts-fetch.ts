@@ -10,6 +10,7 @@
  * have been checked. Node's HTTP client then runs over the verified socket.
  */
 import http from 'node:http';
+import { raceAbort } from '../abort.js';
 import tls from 'node:tls';
 import type { X509Certificate } from 'node:crypto';
 import type { DnsResolver } from '../routing/resolver.js';
@@ -67,23 +68,6 @@ function trustAnchors(extra: PolicyFetchOptions['ca']): Array<string | Buffer> |
 }
 
 /** Rejects with the signal's reason when it aborts before `p` settles. */
-function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}
 
 const fail = (resultType: MtaStsFailure['resultType'], detail: string): PolicyFetchResult => ({ ok: false, failure: { resultType, detail } });
 
@@ -268,7 +252,7 @@ export async function fetchStsPolicyText(policyHost: string, options: PolicyFetc
       let addresses: string[];
       try {
         const lookup = type === 'A' ? resolver.resolve4(policyHost, { signal }) : resolver.resolve6(policyHost, { signal });
-        addresses = await abortable(Promise.resolve(lookup), signal);
+        addresses = await raceAbort(Promise.resolve(lookup), signal);
       } catch (err) {
         if (signal.aborted) throw err;
         const code = errorCode(err);

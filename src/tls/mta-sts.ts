@@ -16,6 +16,7 @@
  * and the cache interface in `policy-store.ts`; this module re-exports all of them.
  */
 import { domainToASCII } from 'node:url';
+import { raceAbort } from '../abort.js';
 import { isIP } from 'node:net';
 import { MailwireError } from '../errors.js';
 import type { DnsResolver } from '../routing/resolver.js';
@@ -177,32 +178,6 @@ function isCached(v: unknown): v is MtaStsCached {
   );
 }
 
-/** Rejects with the signal's reason when it aborts first; `onLeave` runs then. */
-function waitFor<T>(p: Promise<T>, signal: AbortSignal | undefined, onLeave?: () => void): Promise<T> {
-  if (!signal) return p;
-  if (signal.aborted) {
-    onLeave?.();
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      onLeave?.();
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}
-
 /**
  * The unexpired cached policy for `domain`, if any. A store that fails or returns something
  * malformed counts as a miss: the cache is an optimization and a safety net, never a reason to
@@ -211,7 +186,7 @@ function waitFor<T>(p: Promise<T>, signal: AbortSignal | undefined, onLeave?: ()
 async function readCache(o: Checked, domain: string): Promise<MtaStsCached | undefined> {
   let value: unknown;
   try {
-    value = await waitFor(Promise.resolve(o.store.get(domain)), o.signal);
+    value = await raceAbort(Promise.resolve(o.store.get(domain)), o.signal);
   } catch (err) {
     if (o.signal?.aborted) throw err;
     return undefined;
@@ -280,7 +255,7 @@ async function sharedFetch(o: Checked, domain: string, id: string): Promise<{ ou
   const joined = entry;
   joined.waiters++;
   // When every caller waiting for a fetch has aborted, the fetch is aborted too.
-  const outcome = await waitFor(joined.promise, o.signal, () => {
+  const outcome = await raceAbort(joined.promise, o.signal, () => {
     if (--joined.waiters === 0) joined.controller.abort(o.signal?.reason);
   });
   return { outcome, started };
@@ -328,7 +303,7 @@ export async function getMtaStsPolicy(domain: string, options: MtaStsOptions): P
   const txtName = `_mta-sts.${policyDomain}`;
   let records: string[][];
   try {
-    records = await waitFor(Promise.resolve(o.resolver.resolveTxt(txtName, { signal: o.signal })), o.signal);
+    records = await raceAbort(Promise.resolve(o.resolver.resolveTxt(txtName, { signal: o.signal })), o.signal);
   } catch (err) {
     if (o.signal?.aborted) throw o.signal.reason;
     const code = errorCode(err);
