@@ -19,6 +19,11 @@ import { planServers, resolverFor, type Server } from './routing/plan.js';
 import { dnsErrorClass, type TlsaRecord } from './routing/resolver.js';
 import { evaluateTlsPolicy, type TlsDecision, type TlsPolicyContext } from './tls/tls-policy.js';
 import { getMtaStsPolicy, type MtaStsLookup, type MtaStsOptions } from './tls/mta-sts.js';
+import type { Capabilities } from './protocol/ehlo-parser.js';
+import { parseReply } from './protocol/reply-parser.js';
+import type { SaslCredentials } from './sasl/credentials.js';
+import { chooseMechanism } from './sasl/choose.js';
+import { authCacheKey, cachedFailure, secretHash } from './sasl/auth-cache.js';
 import { appliedLevel, startTls, checkPeer, tlsInfo, type TlsOk } from './node/tls-connect.js';
 import type { TlsResultType } from './protocol/why.js';
 import { ClientSession } from './protocol/client-session.js';
@@ -334,6 +339,7 @@ class Delivery {
     },
   ): Promise<{ retryPlaintext: boolean }> {
     let finalServer = how.finalBeforeHandshake;
+    let hasCredentials = false;
     const plainRetryAllowed = how.plainRetryAllowed;
     const { opts, env } = this;
     const identity: ServerIdentity =
@@ -419,6 +425,24 @@ class Delivery {
       socket = t.socket;
     }
 
+    // SASL credentials for this server (smtp_sasl_password_maps: the caller's lookup by sender,
+    // next hop and host), and a cached 535 for them (smtp_sasl_auth_cache_name).
+    let credentials: SaslCredentials | undefined;
+    let cached: string[] | undefined;
+    if (opts.auth && server.kind === 'tcp') {
+      try {
+        credentials = await opts.auth({ sender: env.from, nexthop: dest.nexthop, host: server.host, port: server.port });
+      } catch (err) {
+        socket.destroy();
+        const why: Why = { kind: 'local', reason: 'sasl', detail: `SASL credential lookup failed: ${err instanceof Error ? err.message : String(err)}` };
+        this.ledger.siteError(describe(why, identity, opts), identity);
+        record('session-failed', 'auth', why);
+        return { retryPlaintext: false };
+      }
+      if (credentials && opts.authCache) cached = await cachedFailure(opts.authCache, server.host, credentials, opts.authCacheTtl);
+    }
+    hasCredentials = credentials !== undefined;
+
     const session = new ClientSession({
       protocol: opts.protocol,
       heloName: opts.heloName,
@@ -437,6 +461,16 @@ class Delivery {
       inTls: decision.wrapperMode,
       tlsVerified: (wrapped?.verified ?? false) && decision.check.kind !== 'fingerprint',
       blockEarlyMailReply: decision.blockEarlyMailReply,
+      sendDummyMailAuth: opts.sendDummyMailAuth,
+      ...(credentials
+        ? {
+            sasl: (caps: Capabilities, inTls: boolean, tlsVerified: boolean) => {
+              if (cached) return { cached: parseReply(cached.join('\r\n')) };
+              const choice = chooseMechanism(caps.auth, credentials, { tls: inTls, verified: tlsVerified, clientCertificate: decision.cert !== undefined, host: server.host, ...(port !== undefined ? { port } : {}) }, opts.sasl);
+              return 'fail' in choice ? choice : choice.mechanism;
+            },
+          }
+        : {}),
       // MX-7: only with loop detection on (SMTP, port 25, our addresses known).
       ...(opts.protocol === 'smtp' && port === 25 && opts.myAddresses.size > 0
         ? { loopCheck: { name: opts.heloName, nexthop: dest.certName, bestMx: how.bestMx } }
@@ -490,7 +524,8 @@ class Delivery {
         // this is not the final server for these recipients (Postfix RETRY_AS_PLAINTEXT).
         const tlsBroke = why.kind === 'local' && why.reason === 'tls-handshake';
         const brokeInTls = tls !== undefined && (why.kind === 'lost' || why.kind === 'timeout');
-        const retry = plainRetryAllowed && (tlsBroke || brokeInTls) && !(source.kind === 'stream' && !source.reopenable && opened);
+        // No plaintext retry when credentials exist: without AUTH it would turn into "relay access denied".
+        const retry = plainRetryAllowed && !hasCredentials && (tlsBroke || brokeInTls) && !(source.kind === 'stream' && !source.reopenable && opened);
         if (retry) retryPlaintext = true;
         const caps = session.capabilities;
         this.ledger.outcome(index, described, {
@@ -504,6 +539,14 @@ class Delivery {
       },
     });
     if (result.contentOpened && source.kind === 'stream' && !source.reopenable) this.contentSpent = true;
+    const failure = session.sessionFailure;
+    if (credentials && opts.authCache && failure?.kind === 'reply' && failure.command === 'AUTH' && !failure.cached && failure.reply.code === 535) {
+      try {
+        await opts.authCache.set(authCacheKey(server.host, credentials.username), { time: Date.now(), secretHash: secretHash(server.host, credentials), reply: [...failure.reply.lines] }, opts.authCacheTtl);
+      } catch {
+        /* a failing cache never fails a delivery */
+      }
+    }
     const stage = session.failedStage ?? 'quit';
     if (session.plaintextInjection) {
       opts.onEvent({ type: 'protocol-error', host: server.host, address, message: 'plaintext received right after the 220 to STARTTLS was discarded' });

@@ -41,6 +41,19 @@ export type { Why, LocalReason, RepliedCommand } from './protocol/why.js';
 export type { SaslMechanism } from './protocol/sasl-exchange.js';
 export { isEnhancedStatus, leadingEnhancedStatus, replyStatus, statusClass } from './protocol/enhanced-status.js';
 
+// sasl
+export type { SaslCredentials } from './sasl/credentials.js';
+export { plain, login, cramMd5, scram, oauthBearer, xoauth2, external, anonymous } from './sasl/mechanisms.js';
+export { chooseMechanism, securityOptionsFor, type SaslOptions, type SecurityOption, type Connection as SaslConnection } from './sasl/choose.js';
+export { MemoryAuthCache, type AuthCacheStore, type AuthCacheEntry } from './sasl/auth-cache.js';
+
+// tls
+export { evaluateTlsPolicy, parseProtocols, type TlsPolicyContext, type TlsDecision, type TlsCheck } from './tls/tls-policy.js';
+export { verifyDane, usableTlsa, tlsaAssociation, type DaneResult, type DaneCheck } from './tls/dane.js';
+export { getMtaStsPolicy, parseStsPolicy, parseStsTxt, mxMatchesPolicy, MemoryMtaStsStore, type MtaStsPolicy, type MtaStsOptions, type MtaStsStore, type MtaStsLookup } from './tls/mta-sts.js';
+export { MemoryTlsSessionStore, type TlsSessionStore, type TlsSessionEntry } from './tls/session-cache.js';
+export type { TlsResultType } from './protocol/why.js';
+
 // results
 export { RecipientLedger, type OutcomeContext, type LedgerOptions } from './results/ledger.js';
 export { describe as describeOutcome, type Described, type DescribeOptions, type ServerIdentity } from './results/describe.js';

@@ -39,6 +39,9 @@ export interface Timeouts {
 export type { TlsLevel, TlsPolicy } from './tls/tls-policy.js';
 import type { TlsLevel, TlsPolicy } from './tls/tls-policy.js';
 import { clampSessionTimeout, defaultTlsSessionStore, type TlsSessionStore } from './tls/session-cache.js';
+import type { SaslCredentials } from './sasl/credentials.js';
+import type { SaslOptions, SecurityOption } from './sasl/choose.js';
+import type { AuthCacheStore } from './sasl/auth-cache.js';
 
 export interface DeliverOptions {
   /** `smtp` (default) or `lmtp`. */
@@ -59,8 +62,22 @@ export interface DeliverOptions {
   tlsSessionCache?: TlsSessionStore | false;
   /** `smtp_tls_session_cache_timeout` (3600 s), in milliseconds. */
   tlsSessionCacheTimeout?: number;
-  /** SASL credentials (the SASL issue); not supported by this version. */
-  auth?: unknown;
+  /**
+   * SASL credentials (smtp_sasl_password_maps), fixed or looked up per server: the function gets
+   * the sender, the next hop as written, the server's host name and port. No credentials: no AUTH.
+   */
+  auth?: SaslCredentials | ((ctx: { sender: string; nexthop: string; host: string; port: number }) => SaslCredentials | undefined | Promise<SaslCredentials | undefined>);
+  /** SASL tuning (smtp_sasl_*). */
+  sasl?: SaslOptions & {
+    /** smtp_sasl_auth_soft_bounce (true): a 5xx AUTH failure defers. */
+    authSoftBounce?: boolean;
+    /** smtp_sasl_auth_cache_name: remember 535s (default none). */
+    authCache?: AuthCacheStore;
+    /** smtp_sasl_auth_cache_time (90 days), in milliseconds. */
+    authCacheTtl?: number;
+    /** smtp_send_dummy_mail_auth (false): `AUTH=<>` on MAIL FROM. */
+    sendDummyMailAuth?: boolean;
+  };
   /** Connection cache (the pool issue); not supported by this version. */
   pool?: unknown;
   timeouts?: Partial<Timeouts>;
@@ -144,6 +161,12 @@ export interface ResolvedOptions {
   dnsSupportLevel: 'disabled' | 'enabled' | 'dnssec';
   resolver: DnsResolver | undefined;
   tls: (nexthop: string) => TlsPolicy;
+  auth: ((ctx: { sender: string; nexthop: string; host: string; port: number }) => Promise<SaslCredentials | undefined>) | undefined;
+  sasl: SaslOptions;
+  authSoftBounce: boolean;
+  authCache: AuthCacheStore | undefined;
+  authCacheTtl: number;
+  sendDummyMailAuth: boolean;
   tlsSessionCache: TlsSessionStore | undefined;
   tlsSessionCacheTimeout: number;
   timeouts: Timeouts;
@@ -233,7 +256,8 @@ export const OPTION_TABLE: readonly OptionRow[] = [
   { name: 'bindAddress', postfix: 'smtp_bind_address', default: 'none', meaning: 'local IPv4 address for connections' },
   { name: 'bindAddress6', postfix: 'smtp_bind_address6', default: 'none', meaning: 'local IPv6 address for connections' },
   { name: 'bindAddressEnforce', postfix: 'smtp_bind_address_enforce', default: 'false', meaning: 'defer 4.4.0 when binding fails, instead of connecting unbound' },
-  { name: 'auth', postfix: 'smtp_sasl_password_maps', default: 'none', meaning: 'SASL credentials (not in this version)' },
+  { name: 'auth', postfix: 'smtp_sasl_auth_enable, smtp_sasl_password_maps', default: 'none', meaning: 'SASL credentials, or a function of { sender, nexthop, host, port }' },
+  { name: 'sasl', postfix: 'smtp_sasl_mechanism_filter, smtp_sasl_*security_options, smtp_sasl_auth_soft_bounce, smtp_sasl_auth_cache_*, smtp_send_dummy_mail_auth', default: 'see README', meaning: 'mechanism choice, security options, soft bounce, failure cache' },
   { name: 'pool', postfix: 'smtp_connection_cache_*', default: 'none', meaning: 'connection cache (not in this version)' },
   { name: 'transactionPipelining', postfix: 'smtp_connection_cache_*', default: 'false', meaning: 'pipeline transactions (not in this version)' },
 ];
@@ -333,7 +357,27 @@ export function resolveOptions(options: DeliverOptions | undefined): ResolvedOpt
   }
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) bad('signal must be an AbortSignal');
 
-  if (o.auth !== undefined) bad('auth: SASL authentication is not supported by this version of mailwire');
+  let auth: ResolvedOptions['auth'];
+  if (o.auth !== undefined) {
+    const a = o.auth;
+    if (typeof a === 'function') {
+      auth = async (ctx) => checkCredentials(await a(ctx));
+    } else {
+      const fixed = checkCredentials(a);
+      auth = async () => fixed;
+    }
+  }
+  const sasl = o.sasl ?? {};
+  if (typeof sasl !== 'object' || sasl === null) bad('sasl must be an object');
+  for (const k of ['securityOptions', 'tlsSecurityOptions', 'tlsVerifiedSecurityOptions'] as const) {
+    const v = sasl[k];
+    if (v !== undefined && (!Array.isArray(v) || v.some((x) => !SECURITY_OPTIONS.includes(x)))) bad(`sasl.${k} must list ${SECURITY_OPTIONS.join(', ')}`);
+  }
+  const filter = sasl.mechanismFilter;
+  if (filter !== undefined && typeof filter !== 'function' && (!Array.isArray(filter) || filter.some((f) => typeof f !== 'string'))) bad('sasl.mechanismFilter must be a list of names or a function');
+  if (sasl.authCache !== undefined && (typeof sasl.authCache.get !== 'function' || typeof sasl.authCache.set !== 'function' || typeof sasl.authCache.delete !== 'function')) {
+    bad('sasl.authCache must have get, set and delete');
+  }
   if (o.pool !== undefined) bad('pool: connection caching is not supported by this version of mailwire');
   if (o.transactionPipelining) bad('transactionPipelining is not supported by this version of mailwire');
 
@@ -377,6 +421,17 @@ export function resolveOptions(options: DeliverOptions | undefined): ResolvedOpt
     dnsSupportLevel,
     resolver: o.resolver,
     tls,
+    auth,
+    sasl: {
+      ...(sasl.mechanismFilter !== undefined ? { mechanismFilter: sasl.mechanismFilter } : {}),
+      ...(sasl.securityOptions !== undefined ? { securityOptions: sasl.securityOptions } : {}),
+      ...(sasl.tlsSecurityOptions !== undefined ? { tlsSecurityOptions: sasl.tlsSecurityOptions } : {}),
+      ...(sasl.tlsVerifiedSecurityOptions !== undefined ? { tlsVerifiedSecurityOptions: sasl.tlsVerifiedSecurityOptions } : {}),
+    },
+    authSoftBounce: bool(sasl.authSoftBounce, 'sasl.authSoftBounce', true),
+    authCache: sasl.authCache,
+    authCacheTtl: int(sasl.authCacheTtl, 'sasl.authCacheTtl', 90 * 86_400_000, 1),
+    sendDummyMailAuth: bool(sasl.sendDummyMailAuth, 'sasl.sendDummyMailAuth', false),
     tlsSessionCache: o.tlsSessionCache === false ? undefined : (o.tlsSessionCache ?? defaultTlsSessionStore),
     tlsSessionCacheTimeout: clampSessionTimeout(int(o.tlsSessionCacheTimeout, 'tlsSessionCacheTimeout', 3_600_000)),
     timeouts,
@@ -413,6 +468,18 @@ export function resolveOptions(options: DeliverOptions | undefined): ResolvedOpt
     bindAddress6: o.bindAddress6,
     bindAddressEnforce: bool(o.bindAddressEnforce, 'bindAddressEnforce', false),
   };
+}
+
+const SECURITY_OPTIONS: readonly SecurityOption[] = ['noplaintext', 'noactive', 'nodictionary', 'noanonymous', 'mutual_auth', 'forward_secrecy'];
+
+/** Credentials must be well formed; a credential function returning undefined means: no AUTH. */
+function checkCredentials(c: SaslCredentials | undefined): SaslCredentials | undefined {
+  if (c === undefined) return undefined;
+  if (typeof c !== 'object' || c === null || typeof c.username !== 'string') bad('auth must be { username, password? | accessToken? , authzid? }');
+  for (const k of ['password', 'accessToken', 'authzid'] as const) {
+    if (c[k] !== undefined && typeof c[k] !== 'string') bad(`auth.${k} must be a string`);
+  }
+  return c;
 }
 
 /** What can be checked without a connection; the rest (names, fingerprints) is checked per server. */

@@ -61,8 +61,12 @@ export interface SessionConfig {
   startTls?: 'never' | 'opportunistic' | 'required';
   /** The connection is already inside TLS (wrapper mode, RFC 8314). */
   inTls?: boolean;
-  /** SASL seam: a mechanism chosen by the caller for this server, run after EHLO (and TLS). */
-  sasl?: (caps: Capabilities, inTls: boolean) => SaslMechanism | undefined | { fail: string };
+  /**
+   * SASL: the mechanism for this server, chosen after EHLO (and after TLS), or `undefined` for
+   * no AUTH, `{ fail }` for credentials without a usable mechanism (4.7.0), or `{ cached }`: a
+   * cached 535 for these credentials (Postfix's auth failure cache; AUTH is not sent).
+   */
+  sasl?: (caps: Capabilities, inTls: boolean, tlsVerified: boolean) => SaslMechanism | undefined | { fail: string } | { cached: Reply };
   /** Postfix `smtp_send_dummy_mail_auth`. */
   sendDummyMailAuth?: boolean;
   /** `smtp_tls_block_early_mail_reply` (mailwire default true). */
@@ -614,9 +618,12 @@ export class ClientSession {
       }
     }
     if (this.config.sasl && caps.auth.length > 0) {
-      const choice = this.config.sasl(caps, this.inTls);
+      const choice = this.config.sasl(caps, this.inTls, this.tlsVerified);
       if (choice && 'fail' in choice) {
         return this.failSession({ kind: 'local', reason: 'sasl', detail: choice.fail });
+      }
+      if (choice && 'cached' in choice) {
+        return this.failSession({ kind: 'reply', reply: choice.cached, command: 'AUTH', cached: true });
       }
       if (choice) {
         this.phase = 'auth';

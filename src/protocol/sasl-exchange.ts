@@ -13,6 +13,8 @@ export interface SaslMechanism {
   start(): Uint8Array | undefined;
   /** The response to a server challenge; throw (or return an Error) to give up. */
   next(challenge: Uint8Array): Uint8Array | Error;
+  /** Called on the server's 2xx: a mechanism that must have verified the server (SCRAM) says so here. */
+  finish?(): Error | undefined;
 }
 
 export type SaslStep =
@@ -41,7 +43,10 @@ export class SaslExchange {
   }
 
   reply(reply: Reply): SaslStep {
-    if (reply.code >= 200 && reply.code <= 299) return { kind: 'done' };
+    if (reply.code >= 200 && reply.code <= 299) {
+      const problem = this.mechanism.finish?.();
+      return problem ? { kind: 'local', detail: `SASL authentication failed: ${problem.message}` } : { kind: 'done' };
+    }
     if (reply.code !== 334) return { kind: 'reply' };
     if (++this.steps > MAX_STEPS) return { kind: 'local', detail: `SASL authentication failed: more than ${MAX_STEPS} steps` };
     const text = (reply.lines[reply.lines.length - 1] ?? '').slice(4).trim();

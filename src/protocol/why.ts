@@ -43,7 +43,7 @@ export type Why =
   /** End-of-data 2xx: accepted (SMTP: one reply for all; LMTP: the recipient's own). */
   | { kind: 'success'; reply: Reply }
   /** A non-success reply to a command: "host H[A] said: … (in reply to X command)". */
-  | { kind: 'reply'; reply: Reply; command: RepliedCommand }
+  | { kind: 'reply'; reply: Reply; command: RepliedCommand; cached?: boolean }
   /** Greeting, EHLO 421, HELO or LHLO refused: "host H[A] refused to talk to me: …". */
   | { kind: 'refused'; reply: Reply; greeting: boolean }
   /** EOF or a socket error while `stage`: "lost connection with H[A] while <stage>". */

@@ -88,7 +88,8 @@ export function describe(why: Why, server: ServerIdentity | undefined, options: 
       if (why.command === 'AUTH') {
         if ((options.authSoftBounce ?? true) && statusClass(status) === '5') status = withClass(status, '4');
         if (statusClass(status) === '2') status = '5.5.0';
-        return { status, reason: `SASL authentication failed; server ${label} said: ${text}`, success: false, ...fromServer(why.reply, server) };
+        const tag = why.cached ? 'SASL [CACHED] authentication failed' : 'SASL authentication failed';
+        return { status, reason: `${tag}; server ${label} said: ${text}`, success: false, ...fromServer(why.reply, server) };
       }
       if (why.command === 'STARTTLS') {
         if (statusClass(status) === '2') status = '5.5.0';
@@ -143,6 +144,9 @@ export function describe(why: Why, server: ServerIdentity | undefined, options: 
       const l = LOCAL[why.reason];
       let reason = why.detail;
       if (why.reason === 'protocol') reason = `Protocol error: host ${label} ${why.detail}`;
+      else if (why.reason === 'sasl') {
+        reason = why.detail.startsWith('offered ') ? `SASL authentication failed: server ${label} ${why.detail}` : `${why.detail} (server ${label})`;
+      }
       else if (why.reason === 'tls-handshake') reason = `Cannot start TLS: handshake failure (${why.detail})`;
       else if (why.reason === 'tls-not-verified') reason = `Server certificate not verified: ${why.detail} (host ${label})`;
       else if (why.reason === 'starttls-missing') reason = `TLS is required, but was not offered by host ${label}`;
