@@ -401,10 +401,14 @@ export interface SmtpdSession {
   tlsErrors: string[];
   /** smtpd logged `Reusing old session` (only the TLS lab's `resume` server logs at smtpd_tls_loglevel 2). */
   resumed?: boolean;
+  /** SASL lab: `QUEUEID: client=…, sasl_method=M, sasl_username=U`, an authenticated transaction. */
+  sasl?: { method: string; username: string };
+  /** SASL lab: smtpd's `warning: …: SASL M authentication failed: …` lines (one per refused AUTH). */
+  authFailures: string[];
 }
 
-/** The smtpd lines of one lab: `route` (postfix-interop/route-NAME) or `tls` (postfix-interop/tls-NAME). */
-export type Lab = 'route' | 'tls';
+/** The smtpd lines of one lab: `route` (postfix-interop/route-NAME), `tls` (postfix-interop/tls-NAME) or `sasl` (postfix-interop/sasl-NAME). */
+export type Lab = 'route' | 'tls' | 'sasl';
 const smtpdLine = (lab: Lab): RegExp => new RegExp(`\\spostfix-interop\\/${lab}-([a-z0-9]+)\\/smtpd\\[(\\d+)\\]: (.*)$`);
 
 /** The lab servers' smtpd sessions in maillog `lines`, in the order they connected. */
@@ -418,7 +422,7 @@ export function routeSessions(lines: string[], lab: Lab = 'route'): SmtpdSession
     const [, server = '', pid = '', text = ''] = m;
     const key = `${server}/${pid}`;
     if (text.startsWith('connect from ')) {
-      const s: SmtpdSession = { server, pid, commands: {}, rejects: [], tlsErrors: [] };
+      const s: SmtpdSession = { server, pid, commands: {}, rejects: [], tlsErrors: [], authFailures: [] };
       sessions.push(s);
       open.set(key, s);
     } else if (text.startsWith('disconnect from ')) {
@@ -437,6 +441,12 @@ export function routeSessions(lines: string[], lab: Lab = 'route'): SmtpdSession
     } else if (/: Reusing old session\b/.test(text)) {
       const s = open.get(key);
       if (s) s.resumed = true;
+    } else if (/^[0-9A-F]+: client=/.test(text)) {
+      const m = /, sasl_method=([^,]+), sasl_username=(.*)$/.exec(text);
+      const s = open.get(key);
+      if (s && m?.[1] !== undefined && m[2] !== undefined) s.sasl = { method: m[1], username: m[2] };
+    } else if (/^warning: \S+: SASL \S+ authentication failed: /.test(text)) {
+      open.get(key)?.authFailures.push(text);
     }
   }
   return sessions;
@@ -603,4 +613,58 @@ export function stsFetches(lines: string[]): Array<{ host: string; path: string;
     const m = /^\S+ (\S+) GET (\S+) (\d{3})$/.exec(l);
     return m?.[1] !== undefined && m[2] !== undefined && m[3] !== undefined ? [{ host: m[1], path: m[2], status: Number(m[3]) }] : [];
   });
+}
+
+// ---------------------------------------------------------------- SASL lab
+
+/** The SASL lab of peers.sh: Postfix listeners that relay only for clients that authenticated through a private Dovecot auth instance. */
+export interface SaslLab {
+  /** The one port of every SASL lab server (the routing lab's port). */
+  port: number;
+  /** `sasl.test`: submit / plaintext / plainonly.sasl.test name the servers (unsigned zone at the lab's unbound). */
+  zone: string;
+  /** The Dovecot auth instance's log (`passwd-file(USER,CLIENT-IP): Password mismatch` per refused login). */
+  authLog: string;
+}
+
+export function saslLab(): SaslLab {
+  const { get } = portsEnv();
+  return { port: Number(get('MAILWIRE_INTEROP_SASL_PORT')), zone: get('MAILWIRE_INTEROP_SASL_ZONE'), authLog: get('MAILWIRE_INTEROP_SASL_AUTH_LOG') };
+}
+
+/**
+ * The SASL lab servers (peers.sh SASL_SERVERS and sasl_zone; keep the three in sync). Each listens
+ * on SaslLab.port, logs as postfix-interop/sasl-NAME/smtpd, relays only for authenticated clients
+ * (an anonymous RCPT gets `554 5.7.1 <…>: Recipient address rejected: Access denied`) and stores
+ * example.test mail in the maildirs with `(Authenticated sender: USER)` in its Received header.
+ */
+export const SASL = {
+  /** submit.sasl.test: STARTTLS (good certificate, a name of it), AUTH only after STARTTLS: PLAIN LOGIN CRAM-MD5 SCRAM-SHA-1 SCRAM-SHA-256. */
+  submit: '127.0.0.91',
+  /** plaintext.sasl.test: no TLS; AUTH PLAIN LOGIN CRAM-MD5 SCRAM-SHA-1 SCRAM-SHA-256 in plaintext. */
+  plaintext: '127.0.0.92',
+  /** plainonly.sasl.test: no TLS; AUTH PLAIN only. */
+  plainonly: '127.0.0.93',
+} as const;
+export type SaslServer = keyof typeof SASL;
+
+/** The lab's SASL users (peers.sh SASL_USERS, `{PLAIN}` passwords in Dovecot's passwd-file). */
+export const SASL_USERS = {
+  test: { username: 'test@example.test', password: 'testpass' },
+  alice: { username: 'alice@example.test', password: 'alice-pw' },
+  utf8: { username: 'utf8@example.test', password: 'p\u00e4ssw\u00f6rd' },
+} as const;
+
+/** AUTH commands smtpd counted in `sessions` (the `auth=N/M` of each disconnect line: M tried, N accepted). */
+export function authAttempts(sessions: SmtpdSession[]): { tried: number; accepted: number } {
+  let tried = 0;
+  let accepted = 0;
+  for (const s of sessions) {
+    const v = s.commands.auth;
+    if (v === undefined) continue;
+    const [ok = '0', all] = v.split('/');
+    accepted += Number(ok);
+    tried += Number(all ?? ok);
+  }
+  return { tried, accepted };
 }

@@ -42,6 +42,14 @@
 #            KSK's DS is the trust anchor), insecure.test and sts.test.
 #   mta-sts  test/interop/mta-sts-server.mjs: Node HTTPS on 127.0.0.80:443 serving the MTA-STS
 #            policies of sts.test (harness CA certificate); log $DIR/mta-sts/requests.log.
+#   sasl     the SASL lab (test/interop/README.md "SASL lab"): a private Dovecot auth-only instance
+#            (dovecot -c $DIR/dovecot-auth/dovecot.conf, protocols = none, passwd-file users with
+#            {PLAIN} passwords, mechanisms PLAIN LOGIN CRAM-MD5 SCRAM-SHA-1 SCRAM-SHA-256) and three
+#            more smtpd listeners in the same Postfix instance at the lab port, syslog names
+#            postfix-interop/sasl-NAME, that relay only for authenticated clients (smtpd_sasl_type
+#            dovecot): submit 127.0.0.91 (STARTTLS, good certificate, AUTH only after STARTTLS),
+#            plaintext 127.0.0.92 (no TLS, all five mechanisms), plainonly 127.0.0.93 (no TLS, PLAIN
+#            only). The zone sasl.test names them. Log of the auth instance: $DIR/dovecot-auth/dovecot.log.
 #   dovecot  private LMTP instance (dovecot -c $DIR/dovecot/dovecot.conf), STARTTLS off:
 #            unix:$DIR/dovecot/lmtp.sock and $MAILWIRE_INTEROP_LMTP (127.0.0.1:11024).
 #            alice@, bob@example.test: 250 after data (maildirs $DIR/dovecot/mail/USER/new/);
@@ -70,6 +78,10 @@ DC="$DIR/dovecot"
 DC_CONF="$DC/dovecot.conf"
 DC_PID="$DC/run/master.pid"
 DC_SOCK="$DC/lmtp.sock"
+DA="$DIR/dovecot-auth"
+DA_CONF="$DA/dovecot.conf"
+DA_PID="$DA/run/master.pid"
+DA_SOCK="$DA/run/auth-client"
 DNS="$DIR/dns"
 DNS_CONF="$DNS/unbound.conf"
 DNS_PID="$DNS/unbound.pid"
@@ -191,7 +203,7 @@ preflight() {
 # expiry; the DNS zones (TLSA records) and the servers follow the files.
 GOOD_NAMES=(good.tls.test badtls.tls.test smtps.tls.test resume.tls.test
             mx.dane.test mxta.dane.test mxbad.dane.test mxnotlsa.dane.test mx.insecure.test
-            good.sts.test bad.sts.test)
+            good.sts.test bad.sts.test submit.sasl.test)
 WRONG_NAME=someone-else.test
 STS_DOMAINS=(sts.test testing.sts.test badcert.sts.test)
 
@@ -428,6 +440,7 @@ tlsmgr    unix  -       -       n       1000?   1       tlsmgr
 EOF
   route_master_cf >> "$out/master.cf"
   tls_master_cf >> "$out/master.cf"
+  sasl_master_cf >> "$out/master.cf"
   # Routing lab tables (regexp: built in, read at process start). /^/ matches every lookup key.
   echo '/^/ 421 4.3.2 interop: this server greets 421' > "$out/route_greet421.regexp"
   echo '/^/ 451 4.3.0 interop: try MAIL again later' > "$out/route_mail451.regexp"
@@ -454,7 +467,7 @@ start_postfix() {
     stop_postfix
   fi
   local ep
-  for ep in "$PF_EP" "$PF2_EP" $(route_endpoints) $(route_dead_endpoints) $(tls_endpoints); do
+  for ep in "$PF_EP" "$PF2_EP" $(route_endpoints) $(route_dead_endpoints) $(tls_endpoints) $(sasl_endpoints); do
     listening "$(ep_host "$ep")" "$(ep_port "$ep")" && die "$ep is already in use by another process (not this harness's postfix)"
   done
   write_postfix
@@ -465,9 +478,11 @@ start_postfix() {
   done
   wait_route_listeners
   wait_tls_listeners
+  wait_sasl_listeners
   say "postfix on $PF_EP (CHUNKING) and $PF2_EP (no CHUNKING); maildirs $PF/mail, log $PF/maillog"
   say "routing lab: $(route_endpoints | wc -w) smtpd listeners on port $ROUTE_PORT (127.0.0.21-48$(route_ipv6 && echo ', [::1]'))"
   say "TLS lab: $(tls_endpoints | wc -w) smtpd listeners on port $ROUTE_PORT (127.0.0.61-83), certificates in $CERTS"
+  say "SASL lab: $(sasl_endpoints | wc -w) smtpd listeners on port $ROUTE_PORT (127.0.0.91-93), auth by $DA_SOCK"
 }
 
 stop_postfix() {
@@ -477,7 +492,7 @@ stop_postfix() {
   fi
   kill_pidfile "$PF_PID" master   # fallback: master only; its children end with it
   local ep
-  for ep in "$PF_EP" "$PF2_EP" $(route_endpoints) $(tls_endpoints); do
+  for ep in "$PF_EP" "$PF2_EP" $(route_endpoints) $(tls_endpoints) $(sasl_endpoints); do
     wait_closed "$(ep_host "$ep")" "$(ep_port "$ep")" 10 || say "warning: $ep still accepts connections"
   done
 }
@@ -668,6 +683,233 @@ smtps_greets() {
   printf 'QUIT\r\n' | timeout 5 openssl s_client -connect "$1:$2" -quiet -ign_eof 2>/dev/null | grep -q '^220 '
 }
 
+# ---------------------------------------------------------------- SASL lab: smtpd listeners
+
+# One line per server: NAME ADDRESS BEHAVIOR. All listen on the lab port ($ROUTE_PORT) in the Postfix
+# instance above, with syslog name postfix-interop/sasl-NAME and myhostname NAME.sasl.test, and
+# authenticate through the private Dovecot auth instance below (smtpd_sasl_type dovecot). They
+# relay only for authenticated clients (smtpd_relay_restrictions permit_sasl_authenticated, reject:
+# an anonymous RCPT gets 554 5.7.1), even to example.test, whose mail goes to the maildirs above;
+# the stored copy says "(Authenticated sender: USER)" (smtpd_sasl_authenticated_header). Postfix
+# logs "client=…, sasl_method=M, sasl_username=U" for an authenticated transaction, "warning: …:
+# SASL M authentication failed: …" for a refused AUTH, and counts "auth=N/M" on the disconnect line.
+#   submission  STARTTLS with the good certificate (submit.sasl.test is one of its names), AUTH
+#               offered only after STARTTLS (smtpd_tls_auth_only), all of Dovecot's mechanisms
+#   plaintext   no TLS; PLAIN LOGIN CRAM-MD5 SCRAM-SHA-1 SCRAM-SHA-256 offered in plaintext
+#               (smtpd_sasl_security_options noanonymous)
+#   plainonly   no TLS; only PLAIN offered (smtpd_sasl_mechanism_filter plain)
+# Keep in sync with SASL in helpers.ts, sasl_zone and the tables in README.md.
+SASL_SERVERS=(
+  "submit     127.0.0.91 submission"
+  "plaintext  127.0.0.92 plaintext"
+  "plainonly  127.0.0.93 plainonly"
+)
+# What Dovecot offers (auth_mechanisms) and the test users (passwd-file, {PLAIN} so that Dovecot can
+# do CRAM-MD5 and SCRAM, which need the plaintext or a scheme-specific hash).
+SASL_MECHS="plain login cram-md5 scram-sha-1 scram-sha-256"
+SASL_USERS=(
+  "test@example.test:{PLAIN}testpass"
+  "alice@example.test:{PLAIN}alice-pw"
+  "utf8@example.test:{PLAIN}pässwörd"
+)
+
+sasl_servers() { printf '%s\n' "${SASL_SERVERS[@]}"; }
+sasl_endpoints() { local name addr beh; while read -r name addr beh; do echo "$addr:$ROUTE_PORT"; done < <(sasl_servers); }
+
+sasl_master_cf() {
+  local name addr beh
+  echo "# SASL lab (test/interop/README.md): authenticated relaying, Dovecot auth at $DA_SOCK."
+  while read -r name addr beh; do
+    echo "$addr:$ROUTE_PORT inet n - n - - smtpd"
+    echo "  -o syslog_name=postfix-interop/sasl-$name"
+    echo "  -o myhostname=$name.sasl.test"
+    echo "  -o smtpd_sasl_auth_enable=yes"
+    echo "  -o smtpd_sasl_type=dovecot"
+    echo "  -o smtpd_sasl_path=$DA_SOCK"
+    echo "  -o smtpd_sasl_security_options=noanonymous"
+    echo "  -o smtpd_sasl_tls_security_options=noanonymous"
+    echo "  -o smtpd_sasl_authenticated_header=yes"
+    echo "  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject"
+    echo "  -o smtpd_recipient_restrictions="
+    case "$beh" in
+      submission)
+        echo "  -o smtpd_tls_security_level=may"
+        echo "  -o smtpd_tls_chain_files=$CERTS/good.chain.pem"
+        echo "  -o smtpd_tls_session_cache_database="
+        echo "  -o smtpd_tls_auth_only=yes" ;;
+      plaintext)
+        echo "  -o smtpd_tls_security_level=none" ;;
+      plainonly)
+        echo "  -o smtpd_tls_security_level=none"
+        echo "  -o smtpd_sasl_mechanism_filter=plain" ;;
+      *) die "unknown SASL server behavior $beh" ;;
+    esac
+  done < <(sasl_servers)
+}
+
+wait_sasl_listeners() {
+  local name addr beh i ok
+  while read -r name addr beh; do
+    ok=0
+    for i in $(seq 150); do greets "$addr" "$ROUTE_PORT" 220 && { ok=1; break; }; sleep 0.1; done
+    (( ok )) || die "SASL server $name ($addr:$ROUTE_PORT) does not greet 220; see $PF/maillog"
+  done < <(sasl_servers)
+}
+
+# sasl_zone: the names of the SASL lab's servers (unsigned, like tls.test).
+sasl_zone() {
+  local name addr beh
+  cat <<EOZ
+\$ORIGIN $SASL_ZONE.
+\$TTL 300
+@          SOA   ns1.$SASL_ZONE. hostmaster.$SASL_ZONE. 1 3600 900 604800 300
+@          NS    ns1
+ns1        A     127.0.0.1
+EOZ
+  while read -r name addr beh; do printf '%-10s A     %s\n' "$name" "$addr"; done < <(sasl_servers)
+}
+
+# sasl_check: what each listener offers, and one AUTH PLAIN that Dovecot accepts (node, plain
+# sockets and Node's TLS; from 127.0.0.1 with the right password, so it never earns a Dovecot
+# penalty). submit: STARTTLS and no AUTH before it, the five mechanisms after it; plaintext: the
+# five; plainonly: PLAIN alone; AUTH PLAIN test@example.test at plaintext: 235.
+sasl_check() {
+  node --input-type=module -e '
+    import { connect } from "node:net";
+    import { connect as tlsConnect } from "node:tls";
+    import { readFileSync } from "node:fs";
+    const [port, ca, mechs] = process.argv.slice(1);
+    const want = mechs.toUpperCase().split(" ").sort().join(" ");
+    function session(sock) {
+      let buf = ""; let waiting = null;
+      const feed = (d) => { buf += d; waiting?.(); };
+      const attach = (s) => { s.setEncoding("utf8"); s.on("data", feed); };
+      attach(sock);
+      const reply = () => new Promise((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error("timeout; got " + JSON.stringify(buf))), 10000);
+        const check = () => {
+          const m = /(?:^|\r\n)(\d{3}) [^\r\n]*\r\n/.exec(buf);
+          if (!m) return;
+          const end = m.index + m[0].length; const text = buf.slice(0, end); buf = buf.slice(end);
+          clearTimeout(t); waiting = null; resolve(text.split("\r\n").filter(Boolean));
+        };
+        waiting = check; check();
+      });
+      return { reply, attach, send: (s, l) => s.write(l + "\r\n") };
+    }
+    const auth = (lines) => (lines.find((l) => /^250[- ]AUTH /i.test(l)) ?? "").slice(9).toUpperCase().split(" ").filter(Boolean).sort().join(" ");
+    const fail = (what, got) => { throw new Error(what + ": " + JSON.stringify(got)); };
+    async function open(addr) {
+      const s = connect({ host: addr, port: Number(port) });
+      await new Promise((r, j) => { s.once("connect", r); s.once("error", j); });
+      const c = session(s);
+      const g = await c.reply(); if (!g[0].startsWith("220")) fail(addr + " greeting", g);
+      c.send(s, "EHLO check.sasl.test");
+      return { s, c, ehlo: await c.reply() };
+    }
+    // plaintext: all five, and a login that works
+    { const { s, c, ehlo } = await open("127.0.0.92");
+      if (auth(ehlo) !== want) fail("127.0.0.92 AUTH", ehlo);
+      c.send(s, "AUTH PLAIN " + Buffer.from("\0test@example.test\0testpass").toString("base64"));
+      const r = await c.reply(); if (!r[0].startsWith("235")) fail("127.0.0.92 AUTH PLAIN test@example.test", r);
+      c.send(s, "QUIT"); await c.reply(); s.destroy(); }
+    // plainonly: PLAIN alone
+    { const { s, c, ehlo } = await open("127.0.0.93");
+      if (auth(ehlo) !== "PLAIN") fail("127.0.0.93 AUTH", ehlo);
+      c.send(s, "QUIT"); await c.reply(); s.destroy(); }
+    // submit: no AUTH before STARTTLS, the five after it (certificate verified for submit.sasl.test)
+    { const { s, c, ehlo } = await open("127.0.0.91");
+      if (auth(ehlo) !== "" || !ehlo.some((l) => /^250[- ]STARTTLS/i.test(l))) fail("127.0.0.91 EHLO before STARTTLS", ehlo);
+      c.send(s, "STARTTLS"); const r = await c.reply(); if (!r[0].startsWith("220")) fail("127.0.0.91 STARTTLS", r);
+      s.removeAllListeners("data");
+      const t = tlsConnect({ socket: s, servername: "submit.sasl.test", ca: readFileSync(ca) });
+      await new Promise((res, rej) => { t.once("secureConnect", res); t.once("error", rej); });
+      c.attach(t); c.send(t, "EHLO check.sasl.test"); const e2 = await c.reply();
+      if (auth(e2) !== want) fail("127.0.0.91 AUTH after STARTTLS", e2);
+      c.send(t, "QUIT"); await c.reply(); t.destroy(); }
+  ' "$ROUTE_PORT" "$CERTS/ca.crt" "$SASL_MECHS"
+}
+
+# ---------------------------------------------------------------- SASL lab: Dovecot auth-only instance
+
+# A private Dovecot that serves nothing but its auth socket (protocols = none), for Postfix's
+# smtpd_sasl_type = dovecot. Users: SASL_USERS. auth_failure_delay stays at Dovecot's default (2 s),
+# and Dovecot's auth penalty (anvil) slows every further login from a client address after a failed
+# one (2, 4, 8, then 15 s, for about 30 s): tests that send a wrong password connect from a fresh
+# 127.x.y.z address (mailwire's bindAddress), so that no other login is slowed.
+write_dovecot_auth_conf() {
+  local out="$1"   # the files always name $DA, wherever they are written
+  mkdir -p "$out"
+  printf '%s\n' "${SASL_USERS[@]}" > "$out/users"
+  cat > "$out/dovecot.conf" <<EOF
+# Generated by test/interop/peers.sh: a private Dovecot auth-only instance for Postfix's SASL.
+base_dir = $DA/run
+state_dir = $DA/state
+instance_name = mailwire-interop-auth
+log_path = $DA/dovecot.log
+protocols = none
+ssl = no
+default_internal_user = dovecot
+default_internal_group = dovecot
+default_login_user = dovenull
+disable_plaintext_auth = no
+auth_mechanisms = $SASL_MECHS
+auth_verbose = yes
+auth_verbose_passwords = no
+auth_debug_passwords = no
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $DA/users
+}
+userdb {
+  driver = static
+  args = uid=65534 gid=65534 home=/nonexistent
+}
+service auth {
+  unix_listener auth-client {
+    mode = 0666
+  }
+}
+service stats {
+  unix_listener stats-writer {
+    mode = 0666
+  }
+}
+EOF
+}
+
+da_running() { pid_alive "$DA_PID" dovecot; }
+
+da_current() {
+  local tmp rc=0 f
+  tmp="$(mktemp -d)"
+  write_dovecot_auth_conf "$tmp"
+  for f in dovecot.conf users; do cmp -s "$tmp/$f" "$DA/$f" || rc=1; done
+  rm -rf "$tmp"
+  return $rc
+}
+
+start_dovecot_auth() {
+  if da_running; then
+    if da_current; then say "dovecot auth already running (pid $(pidfile_pid "$DA_PID"))"; return 0; fi
+    say "dovecot auth runs with an older configuration or users: restarting it"
+    stop_dovecot_auth
+  fi
+  mkdir -p "$DA/run" "$DA/state"
+  chmod 0755 "$DA"
+  write_dovecot_auth_conf "$DA"
+  chmod 0640 "$DA/users"; chgrp dovecot "$DA/users"
+  rm -f "$DA_SOCK"
+  dovecot -c "$DA_CONF" </dev/null >>"$DA/dovecot.log" 2>&1 || { tail -20 "$DA/dovecot.log" >&2; die "dovecot auth failed to start; see $DA/dovecot.log"; }
+  local i; for i in $(seq 100); do [[ -S "$DA_SOCK" ]] && break; sleep 0.1; done
+  [[ -S "$DA_SOCK" ]] || die "no socket $DA_SOCK; see $DA/dovecot.log"
+  say "dovecot auth on unix:$DA_SOCK ($SASL_MECHS; log $DA/dovecot.log)"
+}
+
+stop_dovecot_auth() {
+  kill_pidfile "$DA_PID" dovecot   # the master ends its own children
+}
+
 # ---------------------------------------------------------------- Dovecot LMTP
 
 write_dovecot() {
@@ -817,7 +1059,7 @@ write_dns_conf() {
   mkdir -p "$out"
   route_zone > "$out/$ROUTE_ZONE.zone"
   local z
-  for z in "${TLS_ZONES[@]}"; do tls_zone "$z" > "$out/$z.zone"; done
+  for z in "${DNS_ZONES[@]}"; do lab_zone "$z" > "$out/$z.zone"; done
   cat > "$out/unbound.conf" <<EOF
 # Generated by test/interop/peers.sh: loopback only, local zones only, never queries anyone.
 server:
@@ -859,7 +1101,7 @@ server:
   local-zone: "test." nodefault
   local-zone: "." refuse
   local-zone: "$ROUTE_ZONE." transparent
-$(for z in "${TLS_ZONES[@]}"; do echo "  local-zone: \"$z.\" transparent"; done)
+$(for z in "${DNS_ZONES[@]}"; do echo "  local-zone: \"$z.\" transparent"; done)
 remote-control:
   control-enable: no
 auth-zone:
@@ -868,7 +1110,7 @@ auth-zone:
   for-downstream: no
   for-upstream: yes
   fallback-enabled: no
-$(for z in "${TLS_ZONES[@]}"; do
+$(for z in "${DNS_ZONES[@]}"; do
   f="$DNS/$z.zone"; [[ "$z" == dane.test ]] && f="$DNS/$z.zone.signed"
   printf 'auth-zone:\n  name: "%s."\n  zonefile: "%s"\n  for-downstream: no\n  for-upstream: yes\n  fallback-enabled: no\n' "$z" "$f"
 done)
@@ -944,7 +1186,7 @@ dns_current() {
   cmp -s "$tmp/unbound.conf" "$DNS_CONF" && cmp -s "$tmp/unbound-silent.conf" "$DNS_SILENT_CONF" \
     && cmp -s "$tmp/$ROUTE_ZONE.zone" "$DNS/$ROUTE_ZONE.zone" || rc=1
   local z
-  for z in "${TLS_ZONES[@]}"; do cmp -s "$tmp/$z.zone" "$DNS/$z.zone" || rc=1; done
+  for z in "${DNS_ZONES[@]}"; do cmp -s "$tmp/$z.zone" "$DNS/$z.zone" || rc=1; done
   dane_signed_fresh || rc=1
   rm -rf "$tmp"
   return $rc
@@ -977,7 +1219,7 @@ start_dns() {
   done
   dns_check || die "unbound on $DNS_EP / $DNS_SILENT_EP does not behave as expected; see $DNS/unbound.log"
   dns_check_dnssec || die "unbound on $DNS_EP does not validate dane.test (AD) or sets AD for insecure.test; see $DNS/unbound.log"
-  say "unbound on $DNS_EP (zones $ROUTE_ZONE ${TLS_ZONES[*]}, files in $DNS, dane.test signed; log $DNS/unbound.log); silent unbound on $DNS_SILENT_EP"
+  say "unbound on $DNS_EP (zones $ROUTE_ZONE ${DNS_ZONES[*]}, files in $DNS, dane.test signed; log $DNS/unbound.log); silent unbound on $DNS_SILENT_EP"
 }
 
 stop_dns() {
@@ -998,6 +1240,9 @@ stop_dns() {
 # (unsigned): MTA-STS (RFC 8461) TXT records and policy hosts; the policies themselves are in
 # sts_policies. Every address is a TLS lab server (tls_servers) or the HTTPS policy server.
 TLS_ZONES=(tls.test dane.test insecure.test sts.test)
+# Every zone besides route.test that the lab's unbound serves: the TLS lab's and the SASL lab's.
+SASL_ZONE=sasl.test
+DNS_ZONES=("${TLS_ZONES[@]}" "$SASL_ZONE")
 
 tls_zone_tls() {
   cat <<EOZ
@@ -1108,8 +1353,9 @@ sts_policies() {
   printf '}\n'
 }
 
-tls_zone() {
+lab_zone() {
   case "$1" in
+    "$SASL_ZONE") sasl_zone ;;
     tls.test) tls_zone_tls ;;
     dane.test) tls_zone_dane ;;
     insecure.test) tls_zone_insecure ;;
@@ -1233,6 +1479,9 @@ MAILWIRE_INTEROP_TLS_CERTS=$CERTS
 MAILWIRE_INTEROP_TLS_ZONES=${TLS_ZONES[*]}
 MAILWIRE_INTEROP_MTA_STS=$MS_ADDR:$MS_PORT
 MAILWIRE_INTEROP_MTA_STS_LOG=$MS/requests.log
+MAILWIRE_INTEROP_SASL_PORT=$ROUTE_PORT
+MAILWIRE_INTEROP_SASL_ZONE=$SASL_ZONE
+MAILWIRE_INTEROP_SASL_AUTH_LOG=$DA/dovecot.log
 EOF
   mv "$DIR/ports.env.tmp" "$DIR/ports.env"
 }
@@ -1261,6 +1510,7 @@ status() {
     echo "postfix  running  pid $(pidfile_pid "$PF_PID")  $PF_EP (CHUNKING)  $PF2_EP (no CHUNKING)  log $PF/maillog"
     echo "route    running  (postfix)  $(route_endpoints | wc -w) listeners on port $ROUTE_PORT: $(route_servers | awk '{printf "%s%s=%s", (NR>1 ? " " : ""), $1, $2}')"
     echo "tls      running  (postfix)  $(tls_endpoints | wc -w) listeners on port $ROUTE_PORT: $(tls_servers | awk '{printf "%s%s=%s", (NR>1 ? " " : ""), $1, $2}')"
+    echo "sasl     running  (postfix)  $(sasl_endpoints | wc -w) listeners on port $ROUTE_PORT: $(sasl_servers | awk '{printf "%s%s=%s", (NR>1 ? " " : ""), $1, $2}')"
   fi
   if certs_current; then
     echo "certs    ok       CA $CERTS/ca.crt"
@@ -1274,6 +1524,13 @@ status() {
   else
     echo "mta-sts  running  pid $(pidfile_pid "$MS_PID")  https://$MS_ADDR:$MS_PORT/  log $MS/requests.log"
   fi
+  if ! da_running; then
+    echo "sasl-auth stopped"; rc=1
+  elif ! da_current; then
+    echo "sasl-auth running  pid $(pidfile_pid "$DA_PID")  OUTDATED configuration or users (peers.sh start restarts it)"; rc=1
+  else
+    echo "sasl-auth running  pid $(pidfile_pid "$DA_PID")  unix:$DA_SOCK ($(sed -n 's/^auth_mechanisms = //p' "$DA_CONF"))  log $DA/dovecot.log"
+  fi
   if dc_running; then
     echo "dovecot  running  pid $(pidfile_pid "$DC_PID")  $LMTP_EP  unix:$DC_SOCK  log $DC/dovecot.log"
   else
@@ -1284,14 +1541,14 @@ status() {
   elif ! dns_current; then
     echo "dns      running  pid $(pidfile_pid "$DNS_PID")  OUTDATED configuration or zone (peers.sh start restarts it)"; rc=1
   else
-    echo "dns      running  pids $(pidfile_pid "$DNS_PID") $(pidfile_pid "$DNS_SILENT_PID")  $DNS_EP (zones $ROUTE_ZONE ${TLS_ZONES[*]})  silent $DNS_SILENT_EP  log $DNS/unbound.log"
+    echo "dns      running  pids $(pidfile_pid "$DNS_PID") $(pidfile_pid "$DNS_SILENT_PID")  $DNS_EP (zones $ROUTE_ZONE ${DNS_ZONES[*]})  silent $DNS_SILENT_EP  log $DNS/unbound.log"
   fi
   return $rc
 }
 
 start() {
   preflight
-  if pf_running || dc_running || dns_running || ms_running; then
+  if pf_running || dc_running || da_running || dns_running || ms_running; then
     # keep what runs, on the endpoints it was started with
     local want="$PF_EP $PF2_EP $LMTP_EP $DNS_EP $DNS_SILENT_EP $ROUTE_PORT"
     load_running_ports
@@ -1300,7 +1557,9 @@ start() {
   fi
   write_certs
   start_dns
+  start_dovecot_auth
   start_postfix
+  sasl_check || die "the SASL lab does not behave as expected (Postfix on 127.0.0.91-93:$ROUTE_PORT with Dovecot auth $DA_SOCK); see $PF/maillog and $DA/dovecot.log"
   start_mtasts
   start_dovecot
   write_ports_env
@@ -1313,6 +1572,7 @@ stop() {
   stop_dovecot
   stop_mtasts
   stop_postfix
+  stop_dovecot_auth
   stop_dns
   say "stopped"
 }
