@@ -6,7 +6,8 @@
 # read or changed). Needs root, node and the Debian packages postfix, dovecot-core, dovecot-lmtpd,
 # unbound, ldnsutils, openssl.
 #
-#   postfix  one private instance (postfix -c $DIR/postfix/etc), STARTTLS and AUTH off:
+#   postfix  one private instance (postfix -c $DIR/postfix/etc), STARTTLS and AUTH off (except
+#            on the TLS and SASL labs' listeners below):
 #            $MAILWIRE_INTEROP_POSTFIX            (127.0.0.1:11025) PIPELINING SIZE 8BITMIME DSN
 #                                                 SMTPUTF8 ENHANCEDSTATUSCODES CHUNKING
 #            $MAILWIRE_INTEROP_POSTFIX_NOCHUNKING (127.0.0.1:11026) the same without CHUNKING
@@ -771,7 +772,7 @@ EOZ
 
 # sasl_check: what each listener offers, and one AUTH PLAIN that Dovecot accepts (node, plain
 # sockets and Node's TLS; from 127.0.0.1 with the right password, so it never earns a Dovecot
-# penalty). submit: STARTTLS and no AUTH before it, the five mechanisms after it; plaintext: the
+# penalty; 30 s per reply, longer than a penalty someone else's wrong password from 127.0.0.1 could cause). submit: STARTTLS and no AUTH before it, the five mechanisms after it; plaintext: the
 # five; plainonly: PLAIN alone; AUTH PLAIN test@example.test at plaintext: 235.
 sasl_check() {
   node --input-type=module -e '
@@ -786,7 +787,7 @@ sasl_check() {
       const attach = (s) => { s.setEncoding("utf8"); s.on("data", feed); };
       attach(sock);
       const reply = () => new Promise((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error("timeout; got " + JSON.stringify(buf))), 10000);
+        const t = setTimeout(() => reject(new Error("timeout; got " + JSON.stringify(buf))), 30000);
         const check = () => {
           const m = /(?:^|\r\n)(\d{3}) [^\r\n]*\r\n/.exec(buf);
           if (!m) return;
