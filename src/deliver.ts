@@ -30,7 +30,10 @@ import { ClientSession } from './protocol/client-session.js';
 import type { Why } from './protocol/why.js';
 import { prepareSource, type PreparedSource } from './node/message-source.js';
 import { connectSocket } from './node/connect.js';
-import { converse, type TlsInfo } from './node/conversation.js';
+import { Connection, type TlsInfo } from './node/conversation.js';
+import type { TransactionInput } from './protocol/client-session.js';
+import { poolKey } from './pool/pool-key.js';
+import type { Lease } from './pool/pool.js';
 
 /** Postfix `minimal_backoff_time`: the plaintext retry at level may needs a message this old. */
 const MINIMAL_BACKOFF_MS = 300_000;
@@ -338,9 +341,6 @@ class Delivery {
       bestMx: boolean;
     },
   ): Promise<{ retryPlaintext: boolean }> {
-    let finalServer = how.finalBeforeHandshake;
-    let hasCredentials = false;
-    const plainRetryAllowed = how.plainRetryAllowed;
     const { opts, env } = this;
     const identity: ServerIdentity =
       server.kind === 'unix' ? { host: server.host, address: server.path } : { host: server.host, address: server.address, port: server.port };
@@ -361,6 +361,226 @@ class Delivery {
       this.attempts.push(a);
     };
 
+    // SASL credentials for this server (smtp_sasl_password_maps: the caller's lookup by sender,
+    // next hop and host), and a cached 535 for them (smtp_sasl_auth_cache_name).
+    let credentials: SaslCredentials | undefined;
+    let cached: string[] | undefined;
+    if (opts.auth && server.kind === 'tcp') {
+      try {
+        credentials = await opts.auth({ sender: env.from, nexthop: dest.nexthop, host: server.host, port: server.port });
+      } catch (err) {
+        const why: Why = { kind: 'local', reason: 'sasl', detail: `SASL credential lookup failed: ${err instanceof Error ? err.message : String(err)}` };
+        this.ledger.siteError(describe(why, identity, opts), identity);
+        record('session-failed', 'auth', why);
+        return { retryPlaintext: false };
+      }
+      if (credentials && opts.authCache) cached = await cachedFailure(opts.authCache, server.host, credentials, opts.authCacheTtl);
+    }
+    const hasCredentials = credentials !== undefined;
+
+    // The pool (POOL-7, POOL-10): a kept connection with the same endpoint, TLS policy and
+    // credentials is reused after an RSET probe; otherwise a new one is opened and kept.
+    const pool = opts.pool;
+    const keyInput = { protocol: opts.protocol, heloName: opts.heloName, nexthop: dest.nexthop, address, ...(port !== undefined ? { port } : {}), tls: sessionKey('', 0, decision), credentials };
+    const endpointKey = poolKey('endpoint', keyInput);
+    const destinationKey = poolKey('destination', keyInput);
+
+    let finalServer = how.finalBeforeHandshake;
+    let retryPlaintext = false;
+    let opened = false;
+    let lastFailure: Why | undefined;
+    let aborted = false;
+    let conn: Connection | undefined;
+    let reused = false;
+    let freshOnly = false;
+    let left = this.ledger.left;
+    const source = this.source;
+
+    for (let round = 0; left.length > 0 && round < 3; round++) {
+      // 1. A connection: reused from the pool, or opened here.
+      reused = false;
+      conn = undefined;
+      let lease: Lease | undefined;
+      if (pool && !pool.closed) {
+        lease = await pool.acquire({ destination: destinationKey, endpoint: endpointKey, pipelining: opts.transactionPipelining, fresh: freshOnly, signal: opts.signal });
+        if (!lease) return { retryPlaintext: false }; // aborted while waiting
+        if (lease.kind === 'reuse') {
+          conn = lease.conn;
+          reused = true;
+        }
+      }
+      if (!conn) {
+        const o = await this.openConnection(dest, server, decision, how, identity, credentials, cached, record, protocolErrors, () => {
+          if (how.onHandshake()) finalServer = true;
+        });
+        if (!o) {
+          if (lease?.kind === 'open') lease.release();
+          return { retryPlaintext: false };
+        }
+        conn = o;
+        if (pool && !pool.closed && lease?.kind === 'open') {
+          pool.add(conn, endpointKey, destinationKey);
+          lease.release();
+        }
+      } else {
+        // A reused session counts toward the session limit at once (Postfix §1.5).
+        if (how.onHandshake()) finalServer = true;
+        opts.onEvent({ type: 'connected', host: server.host, address, ...(port !== undefined ? { port } : {}), reused: true, connection: conn.id });
+      }
+      const c = conn;
+
+      // 2. The transactions: the recipients left, at most recipientLimit each (POOL-13); a
+      // 452 4.5.3 is sent again in a further transaction while the server makes progress.
+      const notSent: number[] = [];
+      let queue = left;
+      let firstOnConnection = true;
+      while (queue.length > 0 && c.alive) {
+        const batches: number[][] = [];
+        for (let i = 0; i < queue.length; i += opts.recipientLimit) batches.push(queue.slice(i, i + opts.recipientLimit));
+        const tooMany: number[] = [];
+        const runs = batches.map((batch, bi) => {
+          let accepted = 0;
+          const held: Array<{ index: number; why: Why; tls: TlsInfo | undefined; sts?: { resultType: TlsResultType; detail: string } }> = [];
+          const apply = (index: number, why: Why, tls: TlsInfo | undefined, stsTesting?: { resultType: TlsResultType; detail: string }) => {
+            if (why.kind !== 'success') lastFailure = why;
+            const described = describe(why, identity, opts);
+            // After a TLS failure at level may, the same server is tried again in plaintext, so
+            // this is not the final server for these recipients (Postfix RETRY_AS_PLAINTEXT).
+            const tlsBroke = why.kind === 'local' && why.reason === 'tls-handshake';
+            const brokeInTls = tls !== undefined && (why.kind === 'lost' || why.kind === 'timeout');
+            // No plaintext retry when credentials exist: without AUTH it would turn into "relay access denied".
+            const retry = !reused && how.plainRetryAllowed && !hasCredentials && (tlsBroke || brokeInTls) && !(source.kind === 'stream' && !source.reopenable && opened);
+            if (retry) retryPlaintext = true;
+            const caps = c.capabilities;
+            this.ledger.outcome(index, described, {
+              finalServer: finalServer && !retry,
+              server: identity,
+              deliveredOnSuccess: opts.protocol === 'lmtp' && opts.final && !(caps?.dsn ?? false),
+              serverDsn: caps?.dsn ?? false,
+              ...(tls ? { tls } : {}),
+              ...(stsTesting ? { tlsFailure: stsTesting } : how.stsFailure ? { tlsFailure: how.stsFailure } : {}),
+            });
+          };
+          const input: TransactionInput = {
+            sender: env.from,
+            recipients: batch.map((index) => {
+              const r = env.to[index]!;
+              return {
+                index,
+                address: r.address,
+                ...(r.notify !== undefined ? { notify: r.notify } : {}),
+                ...(r.orcpt !== undefined ? { orcpt: r.orcpt } : {}),
+              };
+            }),
+            content: source.kind === 'bytes' ? { kind: 'bytes', bytes: source.bytes } : { kind: 'stream' },
+            ...(env.size !== undefined ? { size: env.size } : {}),
+            ...(env.body !== undefined ? { body: env.body } : {}),
+            smtputf8: env.smtputf8,
+            ...(env.dsn ? { dsn: env.dsn } : {}),
+            requireTls: env.requireTls,
+            // POOL-8: a reused connection is probed with RSET in the same flight.
+            ...(reused && firstOnConnection && bi === 0 ? { probe: true } : {}),
+          };
+          return c
+            .send(input, {
+              signal: opts.signal,
+              onEvent: opts.onEvent,
+              ...(source.kind === 'stream'
+                ? {
+                    openContent: () => {
+                      opened = true;
+                      return source.open();
+                    },
+                  }
+                : {}),
+              onOutcome: (index, why, tls, sts) => {
+                if (why.kind === 'not-sent') {
+                  notSent.push(index);
+                  return;
+                }
+                if (why.kind === 'success') accepted++;
+                // RFC 5321 §4.5.3.1.10: "452 too many recipients": held back, sent again below.
+                if (why.kind === 'reply' && why.command === 'RCPT TO' && why.reply.code === 452 && (why.reply.status === '4.5.3' || /too many recipients/i.test(why.reply.lines.join(' ')))) {
+                  held.push({ index, why, tls, ...(sts ? { sts } : {}) });
+                  return;
+                }
+                apply(index, why, tls, sts);
+              },
+            })
+            .then((summary) => {
+              if (summary.aborted) aborted = true;
+              if (held.length > 0) {
+                if (accepted > 0 && c.reusable) tooMany.push(...held.map((h) => h.index));
+                else for (const h of held) apply(h.index, h.why, h.tls, h.sts);
+              }
+            });
+        });
+        firstOnConnection = false;
+        await Promise.all(runs);
+        if (aborted || this.aborted) break;
+        queue = tooMany;
+      }
+      if (opened && source.kind === 'stream' && !source.reopenable) this.contentSpent = true;
+
+      // 3. The connection: back to the pool, or QUIT.
+      const failure = c.engine.sessionFailure;
+      if (credentials && opts.authCache && failure?.kind === 'reply' && failure.command === 'AUTH' && !failure.cached && failure.reply.code === 535) {
+        try {
+          await opts.authCache.set(authCacheKey(server.host, credentials.username), { time: Date.now(), secretHash: secretHash(server.host, credentials), reply: [...failure.reply.lines] }, opts.authCacheTtl);
+        } catch {
+          /* a failing cache never fails a delivery */
+        }
+      }
+      if (c.engine.plaintextInjection && !protocolErrors.includes('plaintext-after-starttls')) {
+        opts.onEvent({ type: 'protocol-error', host: server.host, address, message: 'plaintext received right after the 220 to STARTTLS was discarded' });
+        protocolErrors.push('plaintext-after-starttls');
+      }
+      if (pool && !pool.closed && pool.has(c)) {
+        pool.release(c);
+      } else {
+        if (c.alive) c.quit();
+        await c.closed;
+      }
+
+      // 4. Recipients that never reached the server (a stale pooled connection, or the
+      // connection ended before their transaction started) go again on a fresh connection.
+      left = notSent.filter((i) => !this.ledger.has(i));
+      if (left.length === 0 || aborted || this.aborted || (source.kind === 'stream' && !source.reopenable && opened)) break;
+      if (!reused && round > 0) {
+        // A fresh connection that also did not get to them: they share its failure.
+        const why: Why = c.engine.sessionFailure ?? { kind: 'lost', stage: 'sending MAIL FROM' };
+        for (const i of left) this.ledger.outcome(i, describe(why, identity, opts), { finalServer, server: identity });
+        break;
+      }
+      freshOnly = true;
+    }
+
+    const stage = conn?.engine.failedStage ?? 'quit';
+    if (aborted) record('session-failed', stage, { kind: 'local', reason: 'aborted', detail: 'delivery aborted by the caller' });
+    else if (conn?.engine.sessionFailure) record('session-failed', stage, conn.engine.sessionFailure);
+    else record('completed', stage, lastFailure);
+    return { retryPlaintext: retryPlaintext && !aborted };
+  }
+
+  /**
+   * Connect (with the bind address), run wrapper-mode TLS, and start the session's handshake.
+   * Resolves undefined when the connect (or the wrapper TLS) failed: that is recorded here.
+   */
+  private async openConnection(
+    dest: Destination,
+    server: Server,
+    decision: TlsOk,
+    how: { bestMx: boolean },
+    identity: ServerIdentity,
+    credentials: SaslCredentials | undefined,
+    cached: string[] | undefined,
+    record: (outcome: Attempt['outcome'], stage: string, why?: Why) => void,
+    protocolErrors: string[],
+    onReady: () => void,
+  ): Promise<Connection | undefined> {
+    const { opts } = this;
+    const address = server.kind === 'unix' ? server.path : server.address;
+    const port = server.kind === 'unix' ? undefined : server.port;
     opts.onEvent({ type: 'connect', nexthop: dest.nexthop, host: server.host, address, ...(port !== undefined ? { port } : {}) });
     const bind = server.kind === 'tcp' ? (server.family === 6 ? opts.bindAddress6 : opts.bindAddress) : undefined;
     const target = (localAddress?: string) =>
@@ -374,19 +594,19 @@ class Delivery {
         const why: Why = { kind: 'connect', detail: `cannot bind to ${bind}: ${conn.detail}`, status: '4.4.0' };
         this.ledger.siteError(describe(why, identity, opts), identity);
         record('connect-failed', 'connect', why);
-        return { retryPlaintext: false };
+        return undefined;
       }
       opts.onEvent({ type: 'warning', message: `cannot bind to ${bind}: ${conn.detail}; connecting without it` });
       conn = await connectSocket(target(undefined), opts.timeouts.connect, opts.signal);
     }
     if (!conn.ok) {
-      if (conn.aborted) return { retryPlaintext: false };
+      if (conn.aborted) return undefined;
       const why: Why = { kind: 'connect', detail: conn.detail };
       // A failed connect marks no recipient: it only becomes the last error (§1.1 step 8).
       this.ledger.siteError(describe(why, identity, opts), identity);
       opts.onEvent({ type: 'connect-failed', host: server.host, address, ...(port !== undefined ? { port } : {}), reason: conn.detail });
       record('connect-failed', 'connect', why);
-      return { retryPlaintext: false };
+      return undefined;
     }
     let socket: import('node:net').Socket = conn.socket;
     opts.onEvent({
@@ -398,7 +618,6 @@ class Delivery {
       ...(socket.localPort ? { localPort: socket.localPort } : {}),
     });
 
-    const level = decision.level;
     const secure = {
       decision,
       sessions: opts.tlsSessionCache && server.kind === 'tcp'
@@ -416,7 +635,7 @@ class Delivery {
         const why: Why = { kind: 'local', reason: 'tls-handshake', detail: r.detail, tlsFailure: { resultType: 'validation-failure', detail: r.detail } };
         this.ledger.siteError(describe(why, identity, opts), identity);
         record('session-failed', 'tls', why);
-        return { retryPlaintext: false };
+        return undefined;
       }
       const check = checkPeer(r.peer, decision.check);
       wrapped = tlsInfo(t.socket, appliedLevel(decision), check.ok && check.verified);
@@ -424,24 +643,6 @@ class Delivery {
       if (!check.ok) wrappedFailure = { detail: check.detail, resultType: check.resultType };
       socket = t.socket;
     }
-
-    // SASL credentials for this server (smtp_sasl_password_maps: the caller's lookup by sender,
-    // next hop and host), and a cached 535 for them (smtp_sasl_auth_cache_name).
-    let credentials: SaslCredentials | undefined;
-    let cached: string[] | undefined;
-    if (opts.auth && server.kind === 'tcp') {
-      try {
-        credentials = await opts.auth({ sender: env.from, nexthop: dest.nexthop, host: server.host, port: server.port });
-      } catch (err) {
-        socket.destroy();
-        const why: Why = { kind: 'local', reason: 'sasl', detail: `SASL credential lookup failed: ${err instanceof Error ? err.message : String(err)}` };
-        this.ledger.siteError(describe(why, identity, opts), identity);
-        record('session-failed', 'auth', why);
-        return { retryPlaintext: false };
-      }
-      if (credentials && opts.authCache) cached = await cachedFailure(opts.authCache, server.host, credentials, opts.authCacheTtl);
-    }
-    hasCredentials = credentials !== undefined;
 
     const session = new ClientSession({
       protocol: opts.protocol,
@@ -462,6 +663,9 @@ class Delivery {
       tlsVerified: (wrapped?.verified ?? false) && decision.check.kind !== 'fingerprint',
       blockEarlyMailReply: decision.blockEarlyMailReply,
       sendDummyMailAuth: opts.sendDummyMailAuth,
+      // The caller quits (or the pool keeps it) when its transactions are done.
+      quitAfterTransaction: false,
+      transactionPipelining: opts.transactionPipelining,
       ...(credentials
         ? {
             sasl: (caps: Capabilities, inTls: boolean, tlsVerified: boolean) => {
@@ -476,87 +680,12 @@ class Delivery {
         ? { loopCheck: { name: opts.heloName, nexthop: dest.certName, bestMx: how.bestMx } }
         : {}),
     });
-    const left = this.ledger.left;
-    session.transaction({
-      sender: env.from,
-      recipients: left.map((index) => {
-        const r = env.to[index]!;
-        return {
-          index,
-          address: r.address,
-          ...(r.notify !== undefined ? { notify: r.notify } : {}),
-          ...(r.orcpt !== undefined ? { orcpt: r.orcpt } : {}),
-        };
-      }),
-      content: this.source.kind === 'bytes' ? { kind: 'bytes', bytes: this.source.bytes } : { kind: 'stream' },
-      ...(env.size !== undefined ? { size: env.size } : {}),
-      ...(env.body !== undefined ? { body: env.body } : {}),
-      smtputf8: env.smtputf8,
-      ...(env.dsn ? { dsn: env.dsn } : {}),
-      requireTls: env.requireTls,
-    });
-
-    let retryPlaintext = false;
-    let opened = false;
-    let lastFailure: Why | undefined;
-    const source = this.source;
-    const result = await converse(socket, session, {
-      timeouts: opts.timeouts,
-      signal: opts.signal,
-      onEvent: opts.onEvent,
-      secure,
-      ...(wrapped ? { wrapped } : {}),
-      ...(source.kind === 'stream'
-        ? {
-            openContent: () => {
-              opened = true;
-              return source.open();
-            },
-          }
-        : {}),
-      onReady: () => {
-        if (how.onHandshake()) finalServer = true;
-      },
-      onOutcome: (index: number, why: Why, tls: TlsInfo | undefined, stsTesting?: { resultType: TlsResultType; detail: string }) => {
-        if (why.kind !== 'success') lastFailure = why;
-        const described = describe(why, identity, opts);
-        // After a TLS failure at level may, the same server is tried again in plaintext, so
-        // this is not the final server for these recipients (Postfix RETRY_AS_PLAINTEXT).
-        const tlsBroke = why.kind === 'local' && why.reason === 'tls-handshake';
-        const brokeInTls = tls !== undefined && (why.kind === 'lost' || why.kind === 'timeout');
-        // No plaintext retry when credentials exist: without AUTH it would turn into "relay access denied".
-        const retry = plainRetryAllowed && !hasCredentials && (tlsBroke || brokeInTls) && !(source.kind === 'stream' && !source.reopenable && opened);
-        if (retry) retryPlaintext = true;
-        const caps = session.capabilities;
-        this.ledger.outcome(index, described, {
-          finalServer: finalServer && !retry,
-          server: identity,
-          deliveredOnSuccess: opts.protocol === 'lmtp' && opts.final && !(caps?.dsn ?? false),
-          serverDsn: caps?.dsn ?? false,
-          ...(tls ? { tls } : {}),
-          ...(stsTesting ? { tlsFailure: stsTesting } : how.stsFailure ? { tlsFailure: how.stsFailure } : {}),
-        });
-      },
-    });
-    if (result.contentOpened && source.kind === 'stream' && !source.reopenable) this.contentSpent = true;
-    const failure = session.sessionFailure;
-    if (credentials && opts.authCache && failure?.kind === 'reply' && failure.command === 'AUTH' && !failure.cached && failure.reply.code === 535) {
-      try {
-        await opts.authCache.set(authCacheKey(server.host, credentials.username), { time: Date.now(), secretHash: secretHash(server.host, credentials), reply: [...failure.reply.lines] }, opts.authCacheTtl);
-      } catch {
-        /* a failing cache never fails a delivery */
-      }
-    }
-    const stage = session.failedStage ?? 'quit';
-    if (session.plaintextInjection) {
-      opts.onEvent({ type: 'protocol-error', host: server.host, address, message: 'plaintext received right after the 220 to STARTTLS was discarded' });
-      protocolErrors.push('plaintext-after-starttls');
-    }
-    if (result.aborted) record('session-failed', stage, { kind: 'local', reason: 'aborted', detail: 'delivery aborted by the caller' });
-    else if (session.sessionFailure) record('session-failed', stage, session.sessionFailure);
-    else record('completed', stage, lastFailure);
-    return { retryPlaintext: retryPlaintext && !result.aborted };
+    // Wrapper mode whose certificate failed the level's check: QUIT, nothing else.
+    if (wrappedFailure) session.tlsNotVerified(wrappedFailure.detail, wrappedFailure.resultType);
+    void protocolErrors;
+    return new Connection(socket, session, { timeouts: opts.timeouts, onEvent: opts.onEvent, secure, ...(wrapped ? { wrapped } : {}), onReady });
   }
+
 }
 
 /**

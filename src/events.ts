@@ -7,7 +7,8 @@ export type DeliveryEvent =
   /** The server broke the protocol in a way worth attention (e.g. plaintext after the 220 to STARTTLS). */
   | { type: 'protocol-error'; host: string; address: string; message: string }
   | { type: 'connect'; nexthop: string; host: string; address: string; port?: number }
-  | { type: 'connected'; host: string; address: string; port?: number; localAddress?: string; localPort?: number }
+  /** A connection is ready to use: new, or `reused` from the pool (`connection` is its id). */
+  | { type: 'connected'; host: string; address: string; port?: number; localAddress?: string; localPort?: number; reused?: boolean; connection?: number }
   | { type: 'connect-failed'; host: string; address: string; port?: number; reason: string }
   /** A command line written to the server (no CRLF); message content is not reported line by line. */
   | { type: 'send'; line: string }

@@ -38,6 +38,7 @@ export interface Timeouts {
 
 export type { TlsLevel, TlsPolicy } from './tls/tls-policy.js';
 import type { TlsLevel, TlsPolicy } from './tls/tls-policy.js';
+import { Pool } from './pool/pool.js';
 import { clampSessionTimeout, defaultTlsSessionStore, type TlsSessionStore } from './tls/session-cache.js';
 import type { SaslCredentials } from './sasl/credentials.js';
 import type { SaslOptions, SecurityOption } from './sasl/choose.js';
@@ -78,14 +79,19 @@ export interface DeliverOptions {
     /** smtp_send_dummy_mail_auth (false): `AUTH=<>` on MAIL FROM. */
     sendDummyMailAuth?: boolean;
   };
-  /** Connection cache (the pool issue); not supported by this version. */
-  pool?: unknown;
+  /** A connection cache shared by deliver() calls (`new Pool()`); default none: connect, deliver, QUIT. */
+  pool?: Pool;
   timeouts?: Partial<Timeouts>;
   signal?: AbortSignal;
   /** Postfix flag X: this hop is final delivery (`delivered` for LMTP servers without DSN). */
   final?: boolean;
-  /** Pipeline the next transaction on one connection (the pool issue). */
+  /**
+   * Pipeline transactions on one connection: the next message's MAIL, RCPT and DATA/BDAT follow
+   * the previous end of data before its reply (with PIPELINING). Default true.
+   */
   transactionPipelining?: boolean;
+  /** Postfix `default_destination_recipient_limit` (50): recipients per transaction (POOL-13). */
+  recipientLimit?: number;
   /** Transcript and progress events; credentials are redacted. */
   onEvent?: (e: DeliveryEvent) => void;
   /** `smtp_always_send_ehlo` (true). */
@@ -168,6 +174,9 @@ export interface ResolvedOptions {
   authCacheTtl: number;
   sendDummyMailAuth: boolean;
   tlsSessionCache: TlsSessionStore | undefined;
+  pool: Pool | undefined;
+  transactionPipelining: boolean;
+  recipientLimit: number;
   tlsSessionCacheTimeout: number;
   timeouts: Timeouts;
   signal: AbortSignal | undefined;
@@ -258,8 +267,9 @@ export const OPTION_TABLE: readonly OptionRow[] = [
   { name: 'bindAddressEnforce', postfix: 'smtp_bind_address_enforce', default: 'false', meaning: 'defer 4.4.0 when binding fails, instead of connecting unbound' },
   { name: 'auth', postfix: 'smtp_sasl_auth_enable, smtp_sasl_password_maps', default: 'none', meaning: 'SASL credentials, or a function of { sender, nexthop, host, port }' },
   { name: 'sasl', postfix: 'smtp_sasl_mechanism_filter, smtp_sasl_*security_options, smtp_sasl_auth_soft_bounce, smtp_sasl_auth_cache_*, smtp_send_dummy_mail_auth', default: 'see README', meaning: 'mechanism choice, security options, soft bounce, failure cache' },
-  { name: 'pool', postfix: 'smtp_connection_cache_*', default: 'none', meaning: 'connection cache (not in this version)' },
-  { name: 'transactionPipelining', postfix: 'smtp_connection_cache_*', default: 'false', meaning: 'pipeline transactions (not in this version)' },
+  { name: 'pool', postfix: 'smtp_connection_cache_destinations, scache', default: 'none', meaning: 'connection cache shared by deliver() calls (new Pool())' },
+  { name: 'transactionPipelining', postfix: '(mailwire)', default: 'true', meaning: 'the next transaction follows the previous end of data (with PIPELINING)' },
+  { name: 'recipientLimit', postfix: 'default_destination_recipient_limit', default: '50', meaning: 'recipients per transaction; more go in further transactions' },
 ];
 
 const KNOWN = new Set<string>(OPTION_TABLE.map((r) => r.name));
@@ -378,8 +388,7 @@ export function resolveOptions(options: DeliverOptions | undefined): ResolvedOpt
   if (sasl.authCache !== undefined && (typeof sasl.authCache.get !== 'function' || typeof sasl.authCache.set !== 'function' || typeof sasl.authCache.delete !== 'function')) {
     bad('sasl.authCache must have get, set and delete');
   }
-  if (o.pool !== undefined) bad('pool: connection caching is not supported by this version of mailwire');
-  if (o.transactionPipelining) bad('transactionPipelining is not supported by this version of mailwire');
+  if (o.pool !== undefined && !(o.pool instanceof Pool)) bad('pool must be a Pool (new Pool())');
 
   const discard = o.discardEhloKeywords;
   let discardEhloKeywords: (address: string) => string[];
@@ -432,6 +441,9 @@ export function resolveOptions(options: DeliverOptions | undefined): ResolvedOpt
     authCache: sasl.authCache,
     authCacheTtl: int(sasl.authCacheTtl, 'sasl.authCacheTtl', 90 * 86_400_000, 1),
     sendDummyMailAuth: bool(sasl.sendDummyMailAuth, 'sasl.sendDummyMailAuth', false),
+    pool: o.pool,
+    transactionPipelining: bool(o.transactionPipelining, 'transactionPipelining', true),
+    recipientLimit: int(o.recipientLimit, 'recipientLimit', 50, 1),
     tlsSessionCache: o.tlsSessionCache === false ? undefined : (o.tlsSessionCache ?? defaultTlsSessionStore),
     tlsSessionCacheTimeout: clampSessionTimeout(int(o.tlsSessionCacheTimeout, 'tlsSessionCacheTimeout', 3_600_000)),
     timeouts,

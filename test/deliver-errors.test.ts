@@ -38,7 +38,7 @@ describe('deliver(): programmer errors reject before any I/O', () => {
     expect(await code(deliver(env, '[127.0.0.1]:1', { tls: { level: 'bogus' as never } }))).toBe('EOPTION');
     expect(await code(deliver(env, '[127.0.0.1]:1', { auth: { password: 'p' } as never }))).toBe('EOPTION');
     expect(await code(deliver(env, '[127.0.0.1]:1', { sasl: { securityOptions: ['nosuch' as never] } }))).toBe('EOPTION');
-    expect(await code(deliver(env, '[127.0.0.1]:1', { pool: {} }))).toBe('EOPTION');
+    expect(await code(deliver(env, '[127.0.0.1]:1', { pool: {} as never }))).toBe('EOPTION');
   });
 
   it('an unknown option name is a warning event, not an error', async () => {

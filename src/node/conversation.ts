@@ -1,107 +1,214 @@
 /**
- * The Node adapter loop: one `ClientSession` over one socket. It does the I/O the engine
- * cannot: reading and writing, the stage deadlines (re-armed for every reply awaited and on
- * every progress, PROTO-29), the STARTTLS upgrade, message streaming with backpressure, and
- * the caller's AbortSignal. Every outcome goes to `onOutcome` the moment the engine decides
- * it, so an abort never loses a result already known.
+ * The Node adapter: one `ClientSession` over one socket, for as many transactions as it is
+ * given (one for a plain `deliver()`, many for a pooled connection). It does the I/O the
+ * engine cannot: reading and writing, the stage deadlines (re-armed for every reply awaited
+ * and on every progress, PROTO-29), the STARTTLS upgrade and certificate checks, message
+ * streaming with backpressure, and each caller's AbortSignal. Every outcome goes to its
+ * transaction's `onOutcome` the moment the engine decides it, so an abort never loses a
+ * result already known.
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Capabilities } from '../protocol/ehlo-parser.js';
-import type { ClientSession } from '../protocol/client-session.js';
-import type { Why } from '../protocol/why.js';
+import type { ClientSession, TransactionInput } from '../protocol/client-session.js';
+import type { TlsResultType, Why } from '../protocol/why.js';
 import type { DeliveryEvent } from '../events.js';
 import type { Timeouts } from '../options.js';
 import { stageTimeout } from './stage-timeouts.js';
 import { errnoText } from './connect.js';
 import { appliedLevel, checkPeer, startTls, tlsInfo, type PeerView, type SecureOptions, type TlsInfo } from './tls-connect.js';
-import type { TlsResultType } from '../protocol/why.js';
 
 export type { TlsInfo } from './tls-connect.js';
 
-
-export interface ConversationOptions {
+export interface ConnectionOptions {
   timeouts: Timeouts;
-  signal?: AbortSignal | undefined;
+  /** Connection-level events (TLS, warnings) for whoever opened it. */
   onEvent: (e: DeliveryEvent) => void;
-  onOutcome: (index: number, why: Why, tls: TlsInfo | undefined, stsTestingFailure?: { resultType: TlsResultType; detail: string }) => void;
   /** The handshake completed (greeting, EHLO, STARTTLS, AUTH): Postfix counts the session now. */
   onReady?: () => void;
-  /** The streamed message, opened when the engine first asks for content. */
-  openContent?: () => AsyncIterator<Uint8Array>;
   /** What STARTTLS must do (policy decision, session cache); absent = no TLS possible. */
   secure?: SecureOptions;
   /** The connection is already TLS (wrapper mode): its info, for results. */
   wrapped?: TlsInfo;
 }
 
-export interface ConversationResult {
-  capabilities: Capabilities | undefined;
-  tls: TlsInfo | undefined;
+export interface TransactionHandlers {
+  onOutcome: (index: number, why: Why, tls: TlsInfo | undefined, stsTestingFailure?: { resultType: TlsResultType; detail: string }) => void;
+  /** Transcript lines while this transaction is in flight. */
+  onEvent?: (e: DeliveryEvent) => void;
+  /** The streamed message, opened when the engine first asks for content. */
+  openContent?: () => AsyncIterator<Uint8Array>;
+  signal?: AbortSignal | undefined;
+}
+
+export interface TransactionSummary {
   /** The message stream was opened (a one-shot stream cannot be sent again). */
   contentOpened: boolean;
+  /** The caller aborted while the transaction was in flight. */
+  aborted: boolean;
+}
+
+export interface ConnectionSummary {
+  capabilities: Capabilities | undefined;
+  tls: TlsInfo | undefined;
   /** The TLS handshake failed (Postfix: plaintext retry may be allowed at level may). */
   tlsHandshakeFailed: boolean;
   /** The certificate failed the level's check (RFC 8460 result type). */
   tlsCheckFailure: { resultType: TlsResultType; detail: string } | undefined;
-  /** MTA-STS testing mode: what enforce would have refused. */
-  stsTestingFailure: { resultType: TlsResultType; detail: string } | undefined;
+}
+
+interface ActiveTx {
+  handlers: TransactionHandlers;
+  resolve: (s: TransactionSummary) => void;
+  contentOpened: boolean;
   aborted: boolean;
+  onAbort?: () => void;
 }
 
-export function converse(socket: Socket, session: ClientSession, options: ConversationOptions): Promise<ConversationResult> {
-  return new Conversation(socket, session, options).run();
-}
+let nextConnectionId = 1;
 
-class Conversation {
+export class Connection {
+  readonly id = nextConnectionId++;
+  readonly createdAt = Date.now();
+  /** Transactions sent over this connection (the reuse count limit counts these). */
+  uses = 0;
+  /** Resolves true once the handshake is complete, false if the session ended before. */
+  readonly ready: Promise<boolean>;
+  /** Resolves when the connection is closed, with what it learned. */
+  readonly closed: Promise<ConnectionSummary>;
+  /** Called when the server closes an idle connection, or any close (the pool drops it). */
+  onClose: (() => void) | undefined;
+  /** Called each time the connection has nothing in flight. */
+  onIdle: (() => void) | undefined;
+
   private socket: Socket | TLSSocket;
   private timer: NodeJS.Timeout | undefined;
   private finished = false;
-  private resolveRun!: (r: ConversationResult) => void;
+  private resolveReady!: (ok: boolean) => void;
+  private resolveClosed!: (s: ConnectionSummary) => void;
   private wake: (() => void) | undefined;
-  private contentStarted = false;
   private tls: TlsInfo | undefined;
   private tlsCheckFailure: { resultType: TlsResultType; detail: string } | undefined;
   private stsTestingFailure: { resultType: TlsResultType; detail: string } | undefined;
   private tlsHandshakeFailed = false;
-  private aborted = false;
   private armedStage = '';
   /** The session ended by a fault (timeout, abort, lost connection): no graceful close. */
   private hard = false;
+  private readonly active = new Map<number, ActiveTx>();
+  private streaming = false;
 
   constructor(
     socket: Socket,
     private readonly session: ClientSession,
-    private readonly options: ConversationOptions,
+    private readonly options: ConnectionOptions,
   ) {
     this.socket = socket;
     this.tls = options.wrapped;
+    this.ready = new Promise((r) => (this.resolveReady = r));
+    this.closed = new Promise((r) => (this.resolveClosed = r));
+    this.attach(this.socket);
+    this.pump();
+    this.arm(true);
   }
 
-  run(): Promise<ConversationResult> {
+  /** The TLS session this connection runs in, if any. */
+  get tlsInfo(): TlsInfo | undefined {
+    return this.tls;
+  }
+
+  get capabilities(): Capabilities | undefined {
+    return this.session.capabilities;
+  }
+
+  /** Open, handshake done, nothing in flight. */
+  get idle(): boolean {
+    return !this.finished && this.session.idle;
+  }
+
+  /** Transactions in flight or queued. */
+  get load(): number {
+    return this.session.load;
+  }
+
+  get alive(): boolean {
+    return !this.finished;
+  }
+
+  /** May carry more transactions (POOL-9): no failure, protocol error, 421, QUIT. */
+  get reusable(): boolean {
+    return !this.finished && this.session.reusable;
+  }
+
+  get engine(): ClientSession {
+    return this.session;
+  }
+
+  /**
+   * Send one transaction; resolves when every recipient has its outcome (or the caller aborted).
+   */
+  send(input: TransactionInput, handlers: TransactionHandlers): Promise<TransactionSummary> {
     return new Promise((resolve) => {
-      this.resolveRun = resolve;
-      const signal = this.options.signal;
+      if (this.finished) {
+        for (const r of input.recipients) handlers.onOutcome(r.index, { kind: 'not-sent', detail: 'the connection was closed' }, this.tls);
+        resolve({ contentOpened: false, aborted: false });
+        return;
+      }
+      const id = this.session.transaction(input);
+      this.uses++;
+      const entry: ActiveTx = { handlers, resolve, contentOpened: false, aborted: false };
+      this.active.set(id, entry);
+      const signal = handlers.signal;
       if (signal) {
-        if (signal.aborted) {
-          queueMicrotask(() => this.onAbort());
-        } else {
-          signal.addEventListener('abort', this.onAbort, { once: true });
+        const onAbort = () => this.abortTransaction(id);
+        if (signal.aborted) queueMicrotask(onAbort);
+        else {
+          signal.addEventListener('abort', onAbort, { once: true });
+          entry.onAbort = () => signal.removeEventListener('abort', onAbort);
         }
       }
-      this.attach(this.socket);
-      this.arm(true);
+      this.pump();
+      this.arm(false);
     });
   }
 
-  private readonly onAbort = (): void => {
+  /** End an idle connection politely (QUIT), then close. */
+  quit(): void {
     if (this.finished) return;
-    this.aborted = true;
+    this.session.quit();
+    this.pump();
+    if (!this.finished) this.arm(true);
+  }
+
+  /** Close at once. */
+  destroy(): void {
+    if (this.finished) return;
     this.hard = true;
     this.session.abort();
     this.pump();
     this.close(true);
-  };
+  }
+
+  /**
+   * A caller aborted: alone on the connection, the session is aborted (its recipients get
+   * `aborted`, the socket closes); sharing it, only its own transaction is let go (its later
+   * outcomes are ignored) so that the other callers are not hurt.
+   */
+  private abortTransaction(id: number): void {
+    const entry = this.active.get(id);
+    if (!entry || this.finished) return;
+    if (this.active.size === 1) {
+      entry.aborted = true;
+      this.hard = true;
+      this.session.abort();
+      this.pump();
+      this.close(true);
+      return;
+    }
+    entry.aborted = true;
+    this.active.delete(id);
+    entry.onAbort?.();
+    entry.resolve({ contentOpened: entry.contentOpened, aborted: true });
+  }
 
   private attach(sock: Socket | TLSSocket): void {
     sock.on('data', (data: Buffer) => {
@@ -112,7 +219,7 @@ class Conversation {
     });
     sock.on('error', (err: Error) => {
       if (sock !== this.socket) return;
-      this.options.onEvent({ type: 'warning', message: `connection error: ${errnoText(err)}` });
+      this.emit({ type: 'warning', message: `connection error: ${errnoText(err)}` });
     });
     sock.on('close', () => {
       if (sock !== this.socket || this.finished) return;
@@ -128,27 +235,51 @@ class Conversation {
     });
   }
 
+  /** Events for everyone with a transaction in flight, or the opener when there is none. */
+  private emit(e: DeliveryEvent): void {
+    let told = false;
+    for (const a of this.active.values()) {
+      if (a.handlers.onEvent) {
+        a.handlers.onEvent(e);
+        told = true;
+      }
+    }
+    if (!told) this.options.onEvent(e);
+  }
+
   /** Take every event and every output byte the engine has, and act on them. */
   private pump(): void {
     for (let ev = this.session.nextEvent(); ev; ev = this.session.nextEvent()) {
       switch (ev.type) {
         case 'send':
         case 'receive':
-          this.options.onEvent({ type: ev.type, line: ev.line });
+          this.emit({ type: ev.type, line: ev.line });
           break;
         case 'warning':
-          this.options.onEvent({ type: 'warning', message: ev.message });
+          this.emit({ type: 'warning', message: ev.message });
           break;
         case 'capabilities':
           break;
         case 'ready':
           this.options.onReady?.();
+          this.resolveReady(true);
           break;
-        case 'outcome':
-          this.options.onOutcome(ev.index, ev.why, this.tls, this.stsTestingFailure);
+        case 'outcome': {
+          const a = this.active.get(ev.tx);
+          if (a) a.handlers.onOutcome(ev.index, ev.why, this.tls, this.stsTestingFailure);
           break;
+        }
+        case 'transactionDone': {
+          const a = this.active.get(ev.tx);
+          if (a) {
+            this.active.delete(ev.tx);
+            a.onAbort?.();
+            a.resolve({ contentOpened: a.contentOpened, aborted: a.aborted });
+          }
+          break;
+        }
         case 'needContent':
-          void this.streamContent();
+          void this.streamContent(ev.tx);
           break;
         case 'startTls':
           this.flush();
@@ -160,7 +291,10 @@ class Conversation {
     }
     if (!this.finished) this.flush();
     if (this.session.done) this.close(false);
-    else this.arm(false);
+    else {
+      this.arm(false);
+      if (this.session.idle && this.active.size === 0) this.onIdle?.();
+    }
     this.notify();
   }
 
@@ -204,19 +338,22 @@ class Conversation {
     });
   }
 
-  /** Feed the message to the engine, one chunk at a time, waiting for the socket to drain. */
-  private async streamContent(): Promise<void> {
-    if (this.contentStarted || !this.options.openContent) {
-      if (!this.options.openContent) {
+  /** Feed a message to the engine, one chunk at a time, waiting for the socket to drain. */
+  private async streamContent(txId: number): Promise<void> {
+    const entry = this.active.get(txId);
+    const open = entry?.handlers.openContent;
+    if (!entry || !open || this.streaming) {
+      if (!open) {
         this.session.contentFailed('no message content to send');
         this.pump();
       }
       return;
     }
-    this.contentStarted = true;
+    this.streaming = true;
+    entry.contentOpened = true;
     let it: AsyncIterator<Uint8Array> | undefined;
     try {
-      it = this.options.openContent();
+      it = open();
       while (!this.finished && this.session.bodyPending) {
         if (!this.session.wantsContent || this.socket.writableNeedDrain) {
           await this.changed();
@@ -228,7 +365,7 @@ class Conversation {
           this.session.contentEnd();
         } else {
           this.session.content(r.value);
-          this.options.onEvent({ type: 'content', bytes: r.value.length });
+          this.emit({ type: 'content', bytes: r.value.length });
         }
         this.pump();
         this.arm(true); // a chunk written is progress (dataXfer is a no-progress limit)
@@ -239,6 +376,7 @@ class Conversation {
         this.pump();
       }
     } finally {
+      this.streaming = false;
       try {
         await it?.return?.();
       } catch {
@@ -293,7 +431,7 @@ class Conversation {
     const secure = this.options.secure!;
     const result = checkPeer(peer, secure.decision.check);
     this.tls = tlsInfo(sock, appliedLevel(secure.decision), result.ok && result.verified);
-    this.options.onEvent({ type: 'tls', ...this.tls });
+    this.emit({ type: 'tls', ...this.tls });
     if (secure.decision.stsTesting) {
       // MTA-STS testing mode: deliver regardless, report what enforce would have refused.
       const sts = checkPeer(peer, secure.decision.stsTesting.check);
@@ -316,7 +454,6 @@ class Conversation {
     this.finished = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    this.options.signal?.removeEventListener('abort', this.onAbort);
     const sock = this.socket;
     if (now || this.hard || sock.destroyed) {
       sock.destroy();
@@ -326,14 +463,26 @@ class Conversation {
       setTimeout(() => sock.destroy(), 1000).unref();
     }
     this.notify();
-    this.resolveRun({
+    this.resolveReady(false);
+    // Anything still registered (it should not be: the engine ended every transaction) resolves.
+    for (const [id, a] of this.active) {
+      this.active.delete(id);
+      a.onAbort?.();
+      a.resolve({ contentOpened: a.contentOpened, aborted: a.aborted });
+    }
+    this.onClose?.();
+    this.resolveClosed({
       capabilities: this.session.capabilities,
       tls: this.tls,
-      contentOpened: this.contentStarted,
       tlsHandshakeFailed: this.tlsHandshakeFailed,
       tlsCheckFailure: this.tlsCheckFailure,
-      stsTestingFailure: this.stsTestingFailure,
-      aborted: this.aborted,
     });
+  }
+
+  /** Let an idle pooled connection not keep the event loop alive (and keep it again when busy). */
+  setRef(ref: boolean): void {
+    const s = this.socket as Socket;
+    if (ref) s.ref();
+    else s.unref();
   }
 }

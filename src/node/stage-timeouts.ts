@@ -19,6 +19,7 @@ const STAGE_TIMEOUT: Record<Stage, keyof Timeouts | undefined> = {
   'bdat-last': 'dataDone',
   'lone-dot': 'dataDone',
   rset: 'rset',
+  probe: 'rset',
   quit: 'quit',
   idle: undefined,
   done: undefined,

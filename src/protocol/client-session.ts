@@ -73,8 +73,17 @@ export interface SessionConfig {
   blockEarlyMailReply?: boolean;
   /** Wrapper mode: the TLS connection was authenticated (for REQUIRETLS). */
   tlsVerified?: boolean;
-  /** QUIT after the transaction (false keeps the connection for reuse: pool issue). */
+  /**
+   * QUIT once the queued transactions are done (default true). False keeps the session open
+   * and idle for more (a pool); `quit()` ends it.
+   */
   quitAfterTransaction?: boolean;
+  /**
+   * Transaction pipelining: the next transaction's MAIL, RCPT and DATA/BDAT may follow the
+   * previous transaction's end of data before its reply (RFC 2920 §3.1 allows commands after
+   * the message content; RFC 3030 after BDAT LAST). Only with PIPELINING; default false.
+   */
+  transactionPipelining?: boolean;
   /**
    * MX-7 loop check (Postfix, SMTP on port 25): a server whose EHLO reply starts with our own
    * name is us; the session fails with 5.4.6 at a best-preference MX, else 4.4.6.
@@ -105,6 +114,12 @@ export interface TransactionInput {
   smtputf8?: boolean | 'auto';
   dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string };
   requireTls?: boolean;
+  /**
+   * A reused connection: RSET first, in the same flight as MAIL (Postfix probes a cached
+   * session with RSET, POOL-8). If the probe fails and no reply of the transaction came, the
+   * recipients get `not-sent` (send them again on a fresh connection).
+   */
+  probe?: boolean;
 }
 
 export type CommandKind =
@@ -122,6 +137,7 @@ export type CommandKind =
   | 'bdat-last'
   | 'lone-dot'
   | 'rset'
+  | 'probe'
   | 'quit';
 
 /**
@@ -138,10 +154,12 @@ export type SessionEvent =
   | { type: 'capabilities'; capabilities: Capabilities }
   /** The handshake (greeting, EHLO, STARTTLS, AUTH) is complete (Postfix counts the session now). */
   | { type: 'ready' }
-  /** Exactly one per transaction recipient per session. */
-  | { type: 'outcome'; index: number; why: Why }
-  /** Feed the message now: `content()` while `wantsContent`, then `contentEnd()`. */
-  | { type: 'needContent' }
+  /** Exactly one per transaction recipient per session; `tx` is the id `transaction()` returned. */
+  | { type: 'outcome'; tx: number; index: number; why: Why }
+  /** A transaction is over: every recipient has its outcome and every reply is in. */
+  | { type: 'transactionDone'; tx: number }
+  /** Feed the message of transaction `tx` now: `content()` while `wantsContent`, then `contentEnd()`. */
+  | { type: 'needContent'; tx: number }
   /** Run the TLS handshake on the connection now, then `tlsEstablished()` or `tlsFailed()`. */
   | { type: 'startTls' }
   /** The conversation is over: close the connection (`reusable` is for the pool). */
@@ -165,6 +183,7 @@ const STAGE_TEXT: Record<Exclude<Stage, 'idle' | 'done'>, string> = {
   'bdat-last': 'sending end of data -- message may be sent more than once',
   'lone-dot': 'sending end of data',
   rset: 'sending final RSET',
+  probe: 'sending RSET probe',
   quit: 'sending QUIT',
 };
 
@@ -176,11 +195,14 @@ interface Pending {
   bytes: number;
   /** For `rcpt`: position in the transaction's recipient list. */
   rcpt?: number;
+  /** The transaction the command belongs to. */
+  tx?: Transaction;
 }
 
 type RcptState = 'new' | 'sent' | 'accepted' | 'marked';
 
 interface Transaction {
+  id: number;
   input: TransactionInput;
   rcpts: Array<{ index: number; line?: string; state: RcptState }>;
   mailLine?: string;
@@ -202,6 +224,11 @@ interface Transaction {
   bodyEnded: boolean;
   early: Reply[]; // replies that arrived while the DATA body was being written
   lmtpDone: number; // LMTP end-of-data replies consumed
+  /** RSET probe: 'sent' until its reply, then 'ok' or 'failed'. */
+  probe?: 'sent' | 'ok' | 'failed';
+  /** Replies received for this transaction's MAIL/RCPT/DATA/BDAT/end of data. */
+  replies: number;
+  done: boolean;
 }
 
 const CRLF = '\r\n';
@@ -243,6 +270,7 @@ export class ClientSession {
       | 'pipeliningWindow'
       | 'startTls'
       | 'quitAfterTransaction'
+      | 'transactionPipelining'
     >
   > &
     SessionConfig;
@@ -251,13 +279,17 @@ export class ClientSession {
   private out: Uint8Array[] = [];
   private pending: Pending[] = [{ kind: 'greeting', bytes: 0 }];
   private unanswered = 0;
-  private phase: 'handshake' | 'tls' | 'auth' | 'ready' | 'transaction' | 'closing' | 'done' = 'handshake';
-  private tx: Transaction | undefined;
-  private queuedTx: TransactionInput | undefined;
+  private phase: 'handshake' | 'tls' | 'auth' | 'ready' | 'closing' | 'done' = 'handshake';
+  /** Transactions started and not yet done, in order (more than one with transaction pipelining). */
+  private txs: Transaction[] = [];
+  /** Transactions waiting to start. */
+  private queue: Array<{ id: number; input: TransactionInput }> = [];
+  private nextTxId = 1;
   private inTls: boolean;
   private esmtpGreeting = false;
   private sasl: SaslExchange | undefined;
   private quitSent = false;
+  private quitWanted = false;
   private handshakeDone = false;
   /** receive() calls so far: a reply in the same batch as the command it answers came before it. */
   private batch = 0;
@@ -268,11 +300,19 @@ export class ClientSession {
   private handling: CommandKind | undefined;
   private protocolError = false;
   private broken = false;
+  /** A 421, an SMTPUTF8 mismatch or a failed probe: do not reuse (POOL-9). */
+  private noReuse = false;
 
   /** What the server announced (after EHLO/LHLO; empty after HELO). */
   capabilities: Capabilities | undefined;
   /** The server's greeting. */
   greeting: Reply | undefined;
+  /** The first failure that ended this session for all its recipients, if any (for `attempts`). */
+  sessionFailure: Why | undefined;
+  /** Where the session was when that failure happened. */
+  failedStage: Stage | undefined;
+  /** Transactions completed on this session. */
+  transactionsDone = 0;
 
   constructor(config: SessionConfig) {
     this.config = {
@@ -286,6 +326,7 @@ export class ClientSession {
       pipeliningWindow: 4096,
       startTls: 'never',
       quitAfterTransaction: true,
+      transactionPipelining: false,
       ...config,
     };
     this.inTls = config.inTls ?? false;
@@ -299,12 +340,29 @@ export class ClientSession {
 
   // ---------------------------------------------------------------- inputs
 
-  /** Queue the mail transaction; it starts once the handshake is done. */
-  transaction(input: TransactionInput): void {
-    if (this.tx || this.queuedTx) throw new Error('ClientSession: a transaction is already queued');
-    if (this.phase === 'done' || this.phase === 'closing') throw new Error('ClientSession: the session is over');
-    this.queuedTx = input;
-    if (this.phase === 'ready') this.startTransaction();
+  /**
+   * Queue a mail transaction; it starts once the handshake is done and the transactions
+   * before it allow (one at a time, or pipelined). Returns its id, which outcomes carry.
+   */
+  transaction(input: TransactionInput): number {
+    if (this.phase === 'done' || this.phase === 'closing' || this.quitWanted) throw new Error('ClientSession: the session is over');
+    const id = this.nextTxId++;
+    this.queue.push({ id, input });
+    if (this.phase === 'ready') this.pump();
+    return id;
+  }
+
+  /** End an idle session politely (a pool closing it). */
+  quit(): void {
+    if (this.phase === 'done') return;
+    this.quitWanted = true;
+    if (this.phase === 'ready' && this.txs.length === 0 && this.queue.length === 0) {
+      this.phase = 'closing';
+      this.sendQuit();
+      this.maybeFinish();
+    } else if (this.phase === 'handshake' || this.phase === 'auth' || this.phase === 'tls') {
+      this.finish();
+    }
   }
 
   /** Bytes received from the server. */
@@ -342,13 +400,14 @@ export class ClientSession {
   /** The connection was closed or broke. */
   connectionLost(): void {
     if (this.phase === 'done') return;
-    const tx = this.tx;
+    const tx = this.bodyTx();
     // Postfix (LOST_CONNECTION_INSIDE_DATA): a premature failure reply to the body counts.
-    if (tx && tx.step === 'body' && !tx.useBdat && tx.early.length > 0) {
+    if (tx && !tx.useBdat && tx.early.length > 0) {
       const reply = tx.early.find((r) => r.code >= 400) ?? undefined;
       if (reply) {
         tx.early = [];
-        this.markAccepted({ kind: 'reply', reply, command: 'end of DATA' });
+        tx.replies++;
+        this.markAccepted(tx, { kind: 'reply', reply, command: 'end of DATA' });
       }
     }
     this.failSession({ kind: 'lost', stage: this.stageText() }, false);
@@ -362,8 +421,8 @@ export class ClientSession {
 
   /**
    * The adapter finished the TLS handshake the engine asked for and the certificate passed
-   * the level's check; `verified`: the server was authenticated (verify, secure, fingerprint,
-   * DANE), which REQUIRETLS needs.
+   * the level's check; `verified`: the server was authenticated (PKIX or DANE), which
+   * REQUIRETLS needs.
    */
   tlsEstablished(info: { verified?: boolean } = {}): void {
     if (this.phase !== 'tls') throw new Error('ClientSession: no TLS handshake was asked for');
@@ -406,10 +465,10 @@ export class ClientSession {
     });
   }
 
-  /** Message content (stream transactions), while `wantsContent`. */
+  /** Message content of the transaction in its body (stream transactions), while `wantsContent`. */
   content(chunk: Uint8Array): void {
-    const tx = this.tx;
-    if (!tx || tx.step !== 'body' || tx.bodyEnded || tx.contentDone || !tx.encoder) return;
+    const tx = this.bodyTx();
+    if (!tx || tx.contentDone || !tx.encoder) return;
     const encoded = tx.encoder.write(chunk);
     if (tx.useBdat) {
       if (encoded.length > 0) {
@@ -424,8 +483,8 @@ export class ClientSession {
 
   /** End of the message (stream transactions). */
   contentEnd(): void {
-    const tx = this.tx;
-    if (!tx || tx.step !== 'body' || tx.bodyEnded || tx.contentDone || !tx.encoder) return;
+    const tx = this.bodyTx();
+    if (!tx || tx.contentDone || !tx.encoder) return;
     const tail = tx.encoder.end();
     tx.contentDone = true;
     if (tx.useBdat) {
@@ -434,7 +493,7 @@ export class ClientSession {
     } else {
       tx.bodyEnded = true;
       if (tail.length > 0) this.out.push(tail);
-      this.sendLine('.', { kind: 'dot', bytes: 0 }, false);
+      this.sendLine('.', { kind: 'dot', bytes: 0, tx }, false);
       const early = tx.early;
       tx.early = [];
       tx.step = 'after-body';
@@ -475,22 +534,21 @@ export class ClientSession {
     if (this.phase === 'tls') return 'tls';
     const head = this.pending[0];
     if (head) return head.kind;
-    if (this.tx?.step === 'body') return 'body';
+    if (this.bodyTx()) return 'body';
     return 'idle';
   }
 
   /** True while the engine takes message content (`content()`). */
   get wantsContent(): boolean {
-    const tx = this.tx;
-    if (!tx || tx.step !== 'body' || tx.bodyEnded || tx.contentDone || tx.input.content.kind !== 'stream') return false;
+    const tx = this.bodyTx();
+    if (!tx || tx.contentDone || tx.input.content.kind !== 'stream') return false;
     // BDAT: take more only while less than one chunk waits to be sent (bounded memory).
     return !tx.useBdat || tx.chunkBytes <= this.config.bdatChunkSize;
   }
 
   /** True while a streamed body is still open (more content, or `contentEnd()`, is due). */
   get bodyPending(): boolean {
-    const tx = this.tx;
-    return !!tx && tx.step === 'body' && !tx.bodyEnded && tx.input.content.kind === 'stream';
+    return this.bodyTx() !== undefined;
   }
 
   /** True once the conversation is over. */
@@ -498,9 +556,19 @@ export class ClientSession {
     return this.phase === 'done';
   }
 
-  /** The connection may be used for another transaction (pool): no protocol error, no failure. */
+  /** Handshake done, no transaction in flight or queued: the session waits for work (a pool's idle). */
+  get idle(): boolean {
+    return this.phase === 'ready' && this.txs.length === 0 && this.queue.length === 0;
+  }
+
+  /** Transactions in flight or queued. */
+  get load(): number {
+    return this.txs.length + this.queue.length;
+  }
+
+  /** The connection may be used for another transaction (POOL-9): no protocol error, no failure, no 421. */
   get reusable(): boolean {
-    return !this.broken && !this.protocolError && !this.quitSent;
+    return !this.broken && !this.protocolError && !this.quitSent && !this.quitWanted && !this.noReuse;
   }
 
   /** Inside TLS (after STARTTLS, or wrapper mode). */
@@ -513,9 +581,10 @@ export class ClientSession {
   private handleReply(reply: Reply): void {
     for (const line of reply.lines) this.events.push({ type: 'receive', line });
     if (reply.protocolError) this.protocolError = true;
-    const tx = this.tx;
-    if (tx && tx.step === 'body' && !tx.useBdat && this.pending.length === 0) {
-      tx.early.push(reply); // read after ".", as Postfix does; or on EOF (connectionLost)
+    if (reply.code === 421) this.noReuse = true;
+    const body = this.bodyTx();
+    if (body && !body.useBdat && this.pending.length === 0) {
+      body.early.push(reply); // read after ".", as Postfix does; or on EOF (connectionLost)
       return;
     }
     const head = this.pending[0];
@@ -527,18 +596,20 @@ export class ClientSession {
     }
     this.handling = head.kind;
     try {
-      this.dispatchReply(head, reply, tx);
+      this.dispatchReply(head, reply);
     } finally {
       this.handling = undefined;
     }
   }
 
-  private dispatchReply(head: Pending, reply: Reply, tx: Transaction | undefined): void {
+  private dispatchReply(head: Pending, reply: Reply): void {
+    const tx = head.tx;
     // LMTP end of data: one reply per accepted recipient (RFC 2033 §4.2) under one entry.
     if (!(this.config.protocol === 'lmtp' && (head.kind === 'dot' || head.kind === 'bdat-last') && tx && this.lmtpRepliesLeft(tx) > 1)) {
       this.pending.shift();
       this.unanswered -= head.bytes;
     }
+    if (tx && head.kind !== 'probe' && head.kind !== 'rset' && head.kind !== 'lone-dot') tx.replies++;
     switch (head.kind) {
       case 'greeting':
         return this.onGreeting(reply);
@@ -550,17 +621,19 @@ export class ClientSession {
         return this.onStartTls(reply);
       case 'auth':
         return this.onAuth(reply);
+      case 'probe':
+        return this.onProbe(tx!, reply);
       case 'mail':
-        return this.onMail(reply, head.batch);
+        return this.onMail(tx!, reply, head.batch);
       case 'rcpt':
-        return this.onRcpt(head.rcpt!, reply);
+        return this.onRcpt(tx!, head.rcpt!, reply);
       case 'data':
-        return this.onData(reply);
+        return this.onData(tx!, reply);
       case 'dot':
       case 'bdat-last':
-        return this.onEndOfData(reply, head.kind === 'bdat-last' ? 'end of DATA' : 'end of DATA');
+        return this.onEndOfData(tx!, reply);
       case 'bdat':
-        return this.onChunk(reply);
+        return this.onChunk(tx!, reply);
       case 'lone-dot':
       case 'rset':
         return this.pump();
@@ -674,30 +747,37 @@ export class ClientSession {
       this.events.push({ type: 'ready' });
     }
     this.phase = 'ready';
-    if (this.queuedTx) this.startTransaction();
-    else this.pump();
+    this.pump();
   }
 
-  private onMail(reply: Reply, sentInBatch: number | undefined): void {
-    const tx = this.tx!;
-    // Inside TLS, a reply to MAIL that was already there before MAIL was written is a
-    // hijack sign (smtp_tls_block_early_mail_reply, CVE-2009-3555): site failure 4.7.0, then RSET.
-    if (this.inTls && (this.config.blockEarlyMailReply ?? true) && sentInBatch === this.batch) {
-      this.events.push({ type: 'warning', message: 'server violates the protocol: reply to MAIL FROM received before MAIL FROM was sent (possible CVE-2009-3555 attack)' });
-      this.protocolError = true;
-      tx.mailRejected = true;
-      this.markUnmarked({ kind: 'local', reason: 'unexpected-reply', detail: 'unexpected server message', reply });
-      return this.pump();
-    }
-    if (reply.code < 200 || reply.code > 299) {
-      tx.mailRejected = true;
-      this.markUnmarked({ kind: 'reply', reply, command: 'MAIL FROM' });
+  private onProbe(tx: Transaction, reply: Reply): void {
+    const ok = reply.code >= 200 && reply.code <= 299;
+    tx.probe = ok ? 'ok' : 'failed';
+    if (!ok) {
+      this.noReuse = true;
+      this.events.push({ type: 'warning', message: `RSET probe of a reused connection failed: ${reply.lines.join(' ')}` });
     }
     this.pump();
   }
 
-  private onRcpt(pos: number, reply: Reply): void {
-    const tx = this.tx!;
+  private onMail(tx: Transaction, reply: Reply, sentInBatch: number | undefined): void {
+    // Inside TLS, a reply to MAIL that was already there before MAIL was written is a
+    // hijack sign (smtp_tls_block_early_mail_reply, CVE-2009-3555): site failure 4.7.0, then RSET.
+    if (this.inTls && (this.config.blockEarlyMailReply ?? true) && sentInBatch === this.batch && !tx.input.probe && this.txs[0] === tx) {
+      this.events.push({ type: 'warning', message: 'server violates the protocol: reply to MAIL FROM received before MAIL FROM was sent (possible CVE-2009-3555 attack)' });
+      this.protocolError = true;
+      tx.mailRejected = true;
+      this.markUnmarked(tx, { kind: 'local', reason: 'unexpected-reply', detail: 'unexpected server message', reply });
+      return this.pump();
+    }
+    if (reply.code < 200 || reply.code > 299) {
+      tx.mailRejected = true;
+      this.markUnmarked(tx, { kind: 'reply', reply, command: 'MAIL FROM' });
+    }
+    this.pump();
+  }
+
+  private onRcpt(tx: Transaction, pos: number, reply: Reply): void {
     tx.rcptRepliesDue--;
     const r = tx.rcpts[pos]!;
     if (tx.mailRejected || r.state === 'marked') return this.pump(); // already failed with MAIL
@@ -705,66 +785,79 @@ export class ClientSession {
       r.state = 'accepted';
       tx.accepted.push(pos);
     } else {
-      this.mark(pos, { kind: 'reply', reply, command: 'RCPT TO' });
+      this.mark(tx, pos, { kind: 'reply', reply, command: 'RCPT TO' });
     }
     this.pump();
   }
 
-  private onData(reply: Reply): void {
-    const tx = this.tx!;
+  private onData(tx: Transaction, reply: Reply): void {
     if (reply.code >= 300 && reply.code <= 399) {
       if (this.liveAccepted(tx).length === 0) {
         // RFC 2920 §3.1: DATA accepted with no recipient; end it with a lone ".".
-        this.sendLine('.', { kind: 'lone-dot', bytes: 0 }, false);
+        this.sendLine('.', { kind: 'lone-dot', bytes: 0, tx }, false);
         tx.step = 'after-body';
+        tx.bodyEnded = true;
         return this.pump();
       }
       return this.startBody(tx);
     }
-    if (this.liveAccepted(tx).length > 0) this.markAccepted({ kind: 'reply', reply, command: 'DATA' });
+    if (this.liveAccepted(tx).length > 0) this.markAccepted(tx, { kind: 'reply', reply, command: 'DATA' });
     tx.step = 'abort';
     this.pump();
   }
 
-  private onChunk(reply: Reply): void {
-    const tx = this.tx!;
+  private onChunk(tx: Transaction, reply: Reply): void {
     if (reply.code < 200 || reply.code > 299) {
       // RFC 3030 §2: a failed chunk fails the transaction (POSTFIX-BEHAVIOR.md §1.8).
-      if (!tx.chunkFailed && this.liveAccepted(tx).length > 0) this.markAccepted({ kind: 'reply', reply, command: 'BDAT' });
+      if (!tx.chunkFailed && this.liveAccepted(tx).length > 0) this.markAccepted(tx, { kind: 'reply', reply, command: 'BDAT' });
       tx.chunkFailed = true;
     }
     this.pump();
   }
 
-  private onEndOfData(reply: Reply, command: RepliedCommand): void {
-    const tx = this.tx!;
+  private onEndOfData(tx: Transaction, reply: Reply): void {
     const live = this.liveAccepted(tx);
     if (live.length === 0 || tx.chunkFailed || tx.mailRejected) {
       tx.lmtpDone = Number.MAX_SAFE_INTEGER; // one reply, nothing to apply it to
       return this.pump();
     }
     const success = reply.code >= 200 && reply.code <= 299;
-    const why: Why = success ? { kind: 'success', reply } : { kind: 'reply', reply, command };
+    const why: Why = success ? { kind: 'success', reply } : { kind: 'reply', reply, command: 'end of DATA' };
     if (this.config.protocol === 'lmtp') {
       // RFC 2033 §4.2: one reply per accepted recipient, in RCPT order.
       const pos = tx.accepted[tx.lmtpDone]!;
       tx.lmtpDone++;
-      this.mark(pos, why);
+      this.mark(tx, pos, why);
     } else {
-      this.markAccepted(why);
+      this.markAccepted(tx, why);
     }
     this.pump();
   }
 
   // ---------------------------------------------------------------- transaction
 
-  private startTransaction(): void {
-    const input = this.queuedTx!;
-    this.queuedTx = undefined;
+  /**
+   * Start the next queued transaction when the ones before it allow: none in flight, or the
+   * last one has written its end of data and transaction pipelining is on (with PIPELINING).
+   */
+  private maybeStartTransaction(): boolean {
+    if (this.phase !== 'ready' || this.queue.length === 0) return false;
+    const last = this.txs[this.txs.length - 1];
+    if (last) {
+      const pipelining = this.capabilities?.pipelining ?? false;
+      if (!this.config.transactionPipelining || !pipelining) return false;
+      if (!(last.step === 'after-body' || (last.step === 'end' && last.bodyEnded))) return false;
+    }
+    const next = this.queue.shift()!;
+    this.startTransaction(next.id, next.input);
+    return true;
+  }
+
+  private startTransaction(id: number, input: TransactionInput): void {
     const caps = this.capabilities ?? noCapabilities();
-    this.phase = 'transaction';
     const useBdat = this.config.chunking && caps.chunking;
     const tx: Transaction = {
+      id,
       input,
       rcpts: input.recipients.map((r) => ({ index: r.index, state: 'new' as RcptState })),
       step: 'start',
@@ -781,8 +874,10 @@ export class ClientSession {
       bodyEnded: false,
       early: [],
       lmtpDone: 0,
+      replies: 0,
+      done: false,
     };
-    this.tx = tx;
+    this.txs.push(tx);
 
     // RFC 6531: SMTPUTF8 is needed when asked for (or 'auto') and an address really is UTF-8.
     const utf8 = [input.sender, ...input.recipients.map((r) => r.address)].some((a) => {
@@ -794,23 +889,25 @@ export class ClientSession {
     const requested = input.smtputf8 === true || ((input.smtputf8 ?? 'auto') === 'auto' && utf8);
     const smtputf8 = requested && caps.smtputf8;
     if (requested && utf8 && !caps.smtputf8) {
-      this.markUnmarked({
+      this.noReuse = true; // POOL-9: an SMTPUTF8 mismatch is not cached
+      this.markUnmarked(tx, {
         kind: 'local',
         reason: 'smtputf8-required',
         detail: 'SMTPUTF8 is required, but was not offered by host',
       });
-      return this.endTransaction(tx);
+      return this.endLocally(tx);
     }
 
     // RFC 8689 §4.2.2: REQUIRETLS needs verified TLS and a server that announces REQUIRETLS;
     // otherwise 5.7.30, soft while another MX remains (Postfix SMTP_MISC_FAIL_SOFT_NON_FINAL).
     if (input.requireTls && (!this.inTls || !this.tlsVerified || !caps.requireTls)) {
-      this.markUnmarked({
+      this.noReuse = true;
+      this.markUnmarked(tx, {
         kind: 'local',
         reason: 'requiretls',
         detail: !this.inTls || !this.tlsVerified ? 'REQUIRETLS is required, but TLS was not verified with host' : 'REQUIRETLS is required, but was not offered by host',
       });
-      return this.endTransaction(tx);
+      return this.endLocally(tx);
     }
 
     let size = input.size;
@@ -824,12 +921,12 @@ export class ClientSession {
     }
     // Postfix smtp_xfer: a SIZE limit smaller than the message fails every recipient (no failover).
     if (caps.size > 0 && size !== undefined && size > caps.size) {
-      this.markUnmarked({
+      this.markUnmarked(tx, {
         kind: 'local',
         reason: 'message-too-big',
         detail: `message size ${size} exceeds size limit ${caps.size} of server`,
       });
-      return this.endTransaction(tx);
+      return this.endLocally(tx);
     }
     const mail = encodeMailFrom(
       input.sender,
@@ -846,8 +943,8 @@ export class ClientSession {
       caps,
     );
     if (!mail.ok) {
-      this.markUnmarked({ kind: 'local', reason: 'bad-sender', detail: mail.reason });
-      return this.endTransaction(tx);
+      this.markUnmarked(tx, { kind: 'local', reason: 'bad-sender', detail: mail.reason });
+      return this.endLocally(tx);
     }
     tx.mailLine = mail.line;
     input.recipients.forEach((r, pos) => {
@@ -862,29 +959,66 @@ export class ClientSession {
         caps,
       );
       if (rcpt.ok) tx.rcpts[pos]!.line = rcpt.line;
-      else this.mark(pos, { kind: 'local', reason: 'bad-recipient', detail: rcpt.reason });
+      else this.mark(tx, pos, { kind: 'local', reason: 'bad-recipient', detail: rcpt.reason });
     });
-    if (!tx.rcpts.some((r) => r.line !== undefined)) return this.endTransaction(tx);
+    if (!tx.rcpts.some((r) => r.line !== undefined)) return this.endLocally(tx);
+    if (input.probe) {
+      // POOL-8: probe a reused connection with RSET, in the same flight as the transaction.
+      this.sendLine('RSET', { kind: 'probe', bytes: 0, tx });
+      tx.probe = 'sent';
+    }
     tx.step = 'mail';
-    this.pump();
+  }
+
+  /** A transaction that ended before any command was written (all recipients marked locally). */
+  private endLocally(tx: Transaction): void {
+    tx.step = 'end';
+    tx.bodyEnded = true;
   }
 
   /**
    * The sender cursor: write every command the rules allow now. Called after every input.
    */
   private pump(): void {
-    const tx = this.tx;
     if (this.phase === 'done') return;
-    if (!tx) {
-      if (this.phase === 'closing') this.maybeFinish();
-      return;
+    if (this.phase === 'ready') {
+      for (let guard = 0; guard < 10_000; guard++) {
+        const progressed = this.pumpTransactions() || this.maybeStartTransaction();
+        if (!progressed) break;
+      }
+      this.retireTransactions();
+      if (this.phase === 'ready' && this.txs.length === 0 && this.queue.length === 0) {
+        if (this.config.quitAfterTransaction && this.transactionsDone > 0) this.quitWanted = true;
+        if (this.quitWanted) {
+          this.phase = 'closing';
+          if (!this.quitSent) this.sendQuit();
+        }
+      }
     }
+    if (this.phase === 'closing') this.maybeFinish();
+  }
+
+  /** Run each transaction's sender steps in order; true when anything was written or changed. */
+  private pumpTransactions(): boolean {
     const pipelining = this.capabilities?.pipelining ?? false;
+    let progressed = false;
+    for (const tx of this.txs) {
+      const before = tx.step;
+      const outBefore = this.out.length;
+      this.pumpOne(tx, pipelining);
+      if (tx.step !== before || this.out.length !== outBefore) progressed = true;
+      // A later transaction only moves once this one's sending is over.
+      if (!(tx.step === 'after-body' || tx.step === 'end')) break;
+    }
+    return progressed;
+  }
+
+  private pumpOne(tx: Transaction, pipelining: boolean): void {
     for (;;) {
       switch (tx.step) {
         case 'mail': {
           if (!this.canSend(tx.mailLine!, pipelining)) return;
-          this.sendLine(tx.mailLine!, { kind: 'mail', bytes: 0 });
+          this.sendLine(tx.mailLine!, { kind: 'mail', bytes: 0, tx });
           tx.step = 'rcpt';
           continue;
         }
@@ -900,7 +1034,7 @@ export class ClientSession {
           }
           const r = tx.rcpts[tx.nextRcpt]!;
           if (!this.canSend(r.line!, pipelining)) return;
-          this.sendLine(r.line!, { kind: 'rcpt', bytes: 0, rcpt: tx.nextRcpt });
+          this.sendLine(r.line!, { kind: 'rcpt', bytes: 0, rcpt: tx.nextRcpt, tx });
           r.state = 'sent';
           tx.rcptRepliesDue++;
           tx.nextRcpt++;
@@ -915,10 +1049,10 @@ export class ClientSession {
             // Without PIPELINING, BDAT waits for the RCPT replies like any other command.
             if (!pipelining && this.pending.length > 0) return;
             this.startBody(tx);
-            return;
+            continue;
           }
           if (!this.canSend('DATA', pipelining)) return;
-          this.sendLine('DATA', { kind: 'data', bytes: 0 });
+          this.sendLine('DATA', { kind: 'data', bytes: 0, tx });
           tx.step = 'await-data';
           return;
         }
@@ -936,37 +1070,56 @@ export class ClientSession {
           // without PIPELINING each chunk waits for the previous chunk's reply.
           if (!pipelining && this.pending.length > 0) return;
           if (tx.chunkBytes > this.config.bdatChunkSize) {
-            this.sendBdat(this.config.bdatChunkSize, false, takeBytes(tx, this.config.bdatChunkSize));
+            this.sendBdat(tx, this.config.bdatChunkSize, false, takeBytes(tx, this.config.bdatChunkSize));
             continue;
           }
           if (!tx.contentDone) return;
           tx.bodyEnded = true;
-          this.sendBdat(tx.chunkBytes, true, takeBytes(tx, tx.chunkBytes));
+          this.sendBdat(tx, tx.chunkBytes, true, takeBytes(tx, tx.chunkBytes));
           tx.step = 'after-body';
           continue;
         case 'after-body': {
-          // Wait for the end-of-data reply(s); QUIT may follow "." at once with PIPELINING.
-          if (this.config.quitAfterTransaction && !this.quitSent) {
-            if (pipelining || this.pending.length === 0) this.sendQuit();
+          // QUIT may follow the end of data at once with PIPELINING, when nothing else comes.
+          if (this.config.quitAfterTransaction && !this.quitSent && this.queue.length === 0 && this.txs[this.txs.length - 1] === tx) {
+            if (pipelining || this.pending.length === 0) {
+              this.quitWanted = true;
+              this.sendQuit();
+            }
           }
-          if (this.pending.every((p) => p.kind === 'quit')) return this.endTransaction(tx);
           return;
         }
         case 'abort': {
           // RSET after a rejected MAIL, DATA or chunk, or when no recipient was accepted.
           if (!pipelining && this.pending.length > 0) return;
           if (tx.rcptRepliesDue > 0 && !tx.mailRejected) return; // learn every RCPT outcome first
-          this.sendLine('RSET', { kind: 'rset', bytes: 0 });
+          this.sendLine('RSET', { kind: 'rset', bytes: 0, tx });
           tx.step = 'end';
+          tx.bodyEnded = true;
           continue;
         }
         case 'end':
-          if (this.pending.some((p) => p.kind !== 'quit' && p.kind !== 'rset')) return;
-          if (!pipelining && this.pending.length > 0) return; // QUIT waits for the RSET reply
-          return this.endTransaction(tx);
         case 'start':
           return;
       }
+    }
+  }
+
+  /** Transactions whose every reply is in and every recipient marked are done (in order). */
+  private retireTransactions(): void {
+    while (this.txs.length > 0) {
+      const tx = this.txs[0]!;
+      if (!(tx.step === 'after-body' || tx.step === 'end')) return;
+      if (this.pending.some((p) => p.tx === tx)) return;
+      // Without PIPELINING, the next command (QUIT, the next transaction) waits for RSET's reply.
+      for (let pos = 0; pos < tx.rcpts.length; pos++) {
+        if (tx.rcpts[pos]!.state !== 'marked') {
+          throw new Error(`ClientSession: transaction ended with recipient ${tx.rcpts[pos]!.index} unmarked (mark-and-sweep)`);
+        }
+      }
+      tx.done = true;
+      this.txs.shift();
+      this.transactionsDone++;
+      this.events.push({ type: 'transactionDone', tx: tx.id });
     }
   }
 
@@ -988,43 +1141,31 @@ export class ClientSession {
       tx.bodyEnded = true;
       if (tx.useBdat) {
         // The size is known: one BDAT n LAST (RFC 3030 §2).
-        this.sendBdat(bytes.length, true, [bytes]);
+        this.sendBdat(tx, bytes.length, true, [bytes]);
       } else {
         if (bytes.length > 0) this.out.push(bytes);
         this.events.push({ type: 'send', line: `<${bytes.length} octets of message content>` });
-        this.sendLine('.', { kind: 'dot', bytes: 0 }, false);
+        this.sendLine('.', { kind: 'dot', bytes: 0, tx }, false);
       }
       tx.step = 'after-body';
       this.pump();
       return;
     }
     tx.encoder = new ContentEncoder({ lineLengthLimit: this.config.lineLengthLimit, dotStuff: tx.dotStuff });
-    this.events.push({ type: 'needContent' });
+    this.events.push({ type: 'needContent', tx: tx.id });
   }
 
-  private sendBdat(n: number, last: boolean, parts: Uint8Array[]): void {
+  /** The transaction whose streamed body is open. */
+  private bodyTx(): Transaction | undefined {
+    const tx = this.txs.find((t) => t.step === 'body' && !t.bodyEnded && t.input.content.kind === 'stream');
+    return tx;
+  }
+
+  private sendBdat(tx: Transaction, n: number, last: boolean, parts: Uint8Array[]): void {
     const line = last ? `BDAT ${n} LAST` : `BDAT ${n}`;
-    this.sendLine(line, { kind: last ? 'bdat-last' : 'bdat', bytes: 0 });
+    this.sendLine(line, { kind: last ? 'bdat-last' : 'bdat', bytes: 0, tx });
     for (const p of parts) this.out.push(p);
     if (n > 0) this.events.push({ type: 'send', line: `<${n} octets of message content>` });
-  }
-
-  private endTransaction(tx: Transaction): void {
-    if (this.tx !== tx) return;
-    for (let pos = 0; pos < tx.rcpts.length; pos++) {
-      if (tx.rcpts[pos]!.state !== 'marked') {
-        throw new Error(`ClientSession: transaction ended with recipient ${tx.rcpts[pos]!.index} unmarked (mark-and-sweep)`);
-      }
-    }
-    tx.step = 'end';
-    this.tx = undefined;
-    this.phase = 'closing';
-    if (this.config.quitAfterTransaction) {
-      if (!this.quitSent) this.sendQuit();
-      this.maybeFinish();
-    } else {
-      this.phase = 'ready';
-    }
   }
 
   // ---------------------------------------------------------------- failures and marks
@@ -1040,17 +1181,30 @@ export class ClientSession {
    */
   private failSession(why: Why, polite = true): void {
     if (why.kind !== 'refused' && why.kind !== 'reply') this.broken = true;
-    if (this.tx) this.markUnmarked(why);
-    else if (this.queuedTx) {
-      // The transaction never started: its recipients get this outcome.
-      for (const r of this.queuedTx.recipients) this.events.push({ type: 'outcome', index: r.index, why });
-      this.queuedTx = undefined;
+    this.noReuse = true;
+    for (const tx of this.txs) {
+      // A reused connection whose RSET probe failed, with no reply of this transaction: the
+      // recipients were never really tried; send them again elsewhere (POOL-8).
+      const notSent = tx.probe !== undefined && tx.probe !== 'ok' && tx.replies === 0;
+      this.markUnmarked(tx, notSent ? { kind: 'not-sent', detail: 'the reused connection failed its RSET probe' } : why);
     }
+    for (const q of this.queue) {
+      // Transactions that never started: before the handshake they share its failure; after
+      // it (queued behind others on a working connection) they were never sent.
+      const w: Why = this.handshakeDone ? { kind: 'not-sent', detail: 'the connection ended before this transaction started' } : why;
+      for (const r of q.input.recipients) this.events.push({ type: 'outcome', tx: q.id, index: r.index, why: w });
+      this.events.push({ type: 'transactionDone', tx: q.id });
+    }
+    this.queue = [];
     if (!this.sessionFailure) {
       this.sessionFailure = why;
       this.failedStage = this.handling ?? this.stage;
     }
-    this.tx = undefined;
+    for (const tx of this.txs) {
+      tx.done = true;
+      this.events.push({ type: 'transactionDone', tx: tx.id });
+    }
+    this.txs = [];
     if (polite && !this.quitSent && this.phase !== 'tls') {
       this.phase = 'closing';
       this.pending = this.pending.filter((p) => p.kind === 'quit');
@@ -1060,11 +1214,6 @@ export class ClientSession {
     }
     this.finish();
   }
-
-  /** The first failure that ended this session for all its recipients, if any (for `attempts`). */
-  sessionFailure: Why | undefined;
-  /** Where the session was when that failure happened. */
-  failedStage: Stage | undefined;
 
   private sendQuit(): void {
     this.quitSent = true;
@@ -1079,10 +1228,14 @@ export class ClientSession {
 
   private finish(): void {
     if (this.phase === 'done') return;
-    if (this.tx) this.markUnmarked({ kind: 'lost', stage: this.stageText() });
+    if (this.txs.length > 0 || this.queue.length > 0) {
+      // The server closed (QUIT reply, or EOF) with work outstanding: that is a lost connection.
+      this.failSession({ kind: 'lost', stage: this.stageText() }, false);
+      return;
+    }
     this.phase = 'done';
     this.pending = [];
-    this.events.push({ type: 'done', reusable: this.reusable });
+    this.events.push({ type: 'done', reusable: false });
   }
 
   private liveAccepted(tx: Transaction): number[] {
@@ -1094,24 +1247,21 @@ export class ClientSession {
     return tx.accepted.length - tx.lmtpDone;
   }
 
-  private markAccepted(why: Why): void {
-    const tx = this.tx!;
-    for (const pos of this.liveAccepted(tx)) this.mark(pos, why);
+  private markAccepted(tx: Transaction, why: Why): void {
+    for (const pos of this.liveAccepted(tx)) this.mark(tx, pos, why);
   }
 
-  private markUnmarked(why: Why): void {
-    const tx = this.tx;
-    if (!tx) return;
+  private markUnmarked(tx: Transaction, why: Why): void {
     tx.rcpts.forEach((r, pos) => {
-      if (r.state !== 'marked') this.mark(pos, why);
+      if (r.state !== 'marked') this.mark(tx, pos, why);
     });
   }
 
-  private mark(pos: number, why: Why): void {
-    const r = this.tx!.rcpts[pos]!;
+  private mark(tx: Transaction, pos: number, why: Why): void {
+    const r = tx.rcpts[pos]!;
     if (r.state === 'marked') throw new Error(`ClientSession: recipient ${r.index} marked twice (mark-and-sweep)`);
     r.state = 'marked';
-    this.events.push({ type: 'outcome', index: r.index, why });
+    this.events.push({ type: 'outcome', tx: tx.id, index: r.index, why });
   }
 
   // ---------------------------------------------------------------- writing

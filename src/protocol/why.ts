@@ -51,6 +51,12 @@ export type Why =
   /** A stage deadline passed: "conversation with H[A] timed out while <stage>". */
   | { kind: 'timeout'; stage: string }
   | { kind: 'local'; reason: LocalReason; detail: string; reply?: Reply; tlsFailure?: { resultType: TlsResultType; detail: string } }
+  /**
+   * The transaction never really reached the server (a reused connection failed its RSET probe,
+   * or the connection ended before the transaction started): try it again elsewhere; it is
+   * not a delivery attempt and never a result.
+   */
+  | { kind: 'not-sent'; detail: string }
   /** The TCP or unix-socket connect failed (never from the engine; the adapter's). */
   | { kind: 'connect'; detail: string; status?: '4.4.0' }
   /** A DNS lookup failed (routing): Postfix's smtp_addr.c statuses. */

@@ -124,6 +124,9 @@ export function describe(why: Why, server: ServerIdentity | undefined, options: 
     }
     case 'lost':
       return { status: '4.4.2', reason: `lost connection with ${label} while ${why.stage}`, success: false };
+    case 'not-sent':
+      // Never a final result on its own (the recipient is tried again); kept soft if it ever is.
+      return { status: '4.3.0', reason: `not sent to ${label}: ${why.detail}`, success: false };
     case 'timeout':
       return { status: '4.4.2', reason: `conversation with ${label} timed out while ${why.stage}`, success: false };
     case 'connect': {

@@ -332,7 +332,7 @@ describe('ClientSession: connection trouble', () => {
     session.content(new TextEncoder().encode('x'));
     session.connectionLost();
     const outcomes = [...drainEvents(session)].filter((e) => e.type === 'outcome');
-    expect(outcomes).toEqual([{ type: 'outcome', index: 0, why: { kind: 'lost', stage: 'sending message body' } }]);
+    expect(outcomes).toEqual([{ type: 'outcome', tx: 1, index: 0, why: { kind: 'lost', stage: 'sending message body' } }]);
   });
 
   it('a reply of more than maxReplyLines lines is a protocol error', () => {

@@ -1,0 +1,37 @@
+/**
+ * Connection-cache keys (Postfix smtp_key.c; POSTFIX-BEHAVIOR.md §1.5; POOL-7, POOL-10).
+ * Two labels, as Postfix has: the destination label (the next hop as written) finds a
+ * connection before any DNS lookup; the endpoint label (address and port) finds one during
+ * the server loop. Both carry everything that must not be shared: the protocol and HELO name,
+ * the TLS level and what the certificate check required, and the identity of the SASL
+ * credentials (a hash, never the secret), so two callers with different credentials or TLS
+ * policies never share a connection.
+ */
+import { createHash } from 'node:crypto';
+
+export interface PoolKeyInput {
+  protocol: 'smtp' | 'lmtp';
+  heloName: string;
+  /** Destination label: the next hop as written. */
+  nexthop?: string;
+  /** Endpoint label: address (or socket path) and port. */
+  address?: string;
+  port?: number;
+  /** The TLS decision's identity: level, check, SNI, trust anchors, client certificate. */
+  tls: string;
+  /** The SASL identity: undefined for an unauthenticated connection. */
+  credentials?: { username: string; password?: string; accessToken?: string; authzid?: string } | undefined;
+}
+
+function digest(s: string): string {
+  return createHash('sha256').update(s).digest('hex').slice(0, 32);
+}
+
+/** A stable key; fields are joined by NUL after hashing the secret parts. */
+export function poolKey(kind: 'destination' | 'endpoint', k: PoolKeyInput): string {
+  const who = k.credentials
+    ? digest([k.credentials.username, k.credentials.password ?? '', k.credentials.accessToken ?? '', k.credentials.authzid ?? ''].join('\0'))
+    : '*';
+  const where = kind === 'destination' ? (k.nexthop ?? '*') : `${k.address ?? '*'}\0${k.port ?? '*'}`;
+  return [kind, k.protocol, k.heloName.toLowerCase(), where, digest(k.tls), who].join('\0');
+}
