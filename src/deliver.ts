@@ -609,14 +609,7 @@ class Delivery {
       return undefined;
     }
     let socket: import('node:net').Socket = conn.socket;
-    opts.onEvent({
-      type: 'connected',
-      host: server.host,
-      address,
-      ...(port !== undefined ? { port } : {}),
-      ...(socket.localAddress ? { localAddress: socket.localAddress } : {}),
-      ...(socket.localPort ? { localPort: socket.localPort } : {}),
-    });
+    const local = { ...(socket.localAddress ? { localAddress: socket.localAddress } : {}), ...(socket.localPort ? { localPort: socket.localPort } : {}) };
 
     const secure = {
       decision,
@@ -683,7 +676,9 @@ class Delivery {
     // Wrapper mode whose certificate failed the level's check: QUIT, nothing else.
     if (wrappedFailure) session.tlsNotVerified(wrappedFailure.detail, wrappedFailure.resultType);
     void protocolErrors;
-    return new Connection(socket, session, { timeouts: opts.timeouts, onEvent: opts.onEvent, secure, ...(wrapped ? { wrapped } : {}), onReady });
+    const connection = new Connection(socket, session, { timeouts: opts.timeouts, onEvent: opts.onEvent, secure, ...(wrapped ? { wrapped } : {}), onReady });
+    opts.onEvent({ type: 'connected', host: server.host, address, ...(port !== undefined ? { port } : {}), ...local, connection: connection.id });
+    return connection;
   }
 
 }

@@ -51,6 +51,8 @@ export { MemoryAuthCache, type AuthCacheStore, type AuthCacheEntry } from './sas
 export { evaluateTlsPolicy, parseProtocols, type TlsPolicyContext, type TlsDecision, type TlsCheck } from './tls/tls-policy.js';
 export { verifyDane, usableTlsa, tlsaAssociation, type DaneResult, type DaneCheck } from './tls/dane.js';
 export { getMtaStsPolicy, parseStsPolicy, parseStsTxt, mxMatchesPolicy, MemoryMtaStsStore, type MtaStsPolicy, type MtaStsOptions, type MtaStsStore, type MtaStsLookup } from './tls/mta-sts.js';
+export { Pool, type PoolOptions, type PoolStats } from './pool/pool.js';
+export { poolKey, type PoolKeyInput } from './pool/pool-key.js';
 export { MemoryTlsSessionStore, type TlsSessionStore, type TlsSessionEntry } from './tls/session-cache.js';
 export type { TlsResultType } from './protocol/why.js';
 

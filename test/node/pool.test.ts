@@ -1,0 +1,164 @@
+/** The connection pool against the test server (POOL-*; POSTFIX-BEHAVIOR.md §1.5). */
+import { afterEach, describe, expect, it } from 'vitest';
+import { deliver, Pool, type DeliveryEvent, type DeliverOptions } from '../../src/index.js';
+import { TestServer, testCertificate, type TestServerOptions } from '../../src/testing/index.js';
+
+const servers: TestServer[] = [];
+const pools: Pool[] = [];
+async function start(o: TestServerOptions = {}): Promise<TestServer> {
+  const s = await TestServer.start(o);
+  servers.push(s);
+  return s;
+}
+function pool(o: ConstructorParameters<typeof Pool>[0] = {}): Pool {
+  const p = new Pool(o);
+  pools.push(p);
+  return p;
+}
+afterEach(async () => {
+  await Promise.all(pools.splice(0).map((p) => p.close()));
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+const env = (n = 1, tag = 'x') => ({ from: 'sender@client.test', to: Array.from({ length: n }, (_, i) => `r${i}@t.test`), message: `Subject: ${tag}\r\n\r\nhello\r\n` });
+const base: DeliverOptions = { tls: { level: 'none' }, heloName: 'client.test' };
+
+function connections(events: DeliveryEvent[]): number[] {
+  return events.flatMap((e) => (e.type === 'connected' && e.connection !== undefined ? [e.connection] : []));
+}
+
+describe('Pool: reuse', () => {
+  it('the second delivery reuses the connection, with RSET in the same flight as the transaction', async () => {
+    const s = await start();
+    const p = pool();
+    const r1 = await deliver(env(2, 'one'), s.destination, { ...base, pool: p });
+    const sent: string[] = [];
+    const events: DeliveryEvent[] = [];
+    const r2 = await deliver(env(2, 'two'), s.destination, { ...base, pool: p, onEvent: (e) => { events.push(e); if (e.type === 'send') sent.push(e.line); } });
+    expect([...r1.recipients, ...r2.recipients].map((x) => x.action)).toEqual(['relayed', 'relayed', 'relayed', 'relayed']);
+    expect(s.sessions).toHaveLength(1);
+    expect(sent[0]).toBe('RSET');
+    expect(sent[1]).toMatch(/^MAIL FROM:<sender@client\.test>/);
+    expect(events.some((e) => e.type === 'connected' && e.reused)).toBe(true);
+    expect(s.transactions).toHaveLength(2);
+    expect(p.stats()).toMatchObject({ open: 1, idle: 1, busy: 0, waiting: 0 });
+  });
+
+  it('a probe that fails (421 to RSET) sends the transaction again on a fresh connection; nothing is lost', async () => {
+    const s = await start({ faults: [{ step: 'rset', action: 'reply', reply: '421 4.3.2 shutting down', session: 0 }] });
+    const p = pool();
+    await deliver(env(1, 'a'), s.destination, { ...base, pool: p });
+    const r = await deliver(env(2, 'b'), s.destination, { ...base, pool: p });
+    expect(r.recipients.map((x) => x.action)).toEqual(['relayed', 'relayed']);
+    await s.waitForSessions(1);
+    expect(s.sessions.length).toBe(2);
+    expect(s.transactions.filter((t) => t.complete).map((t) => t.accepted.length)).toEqual([1, 2]);
+    expect(r.attempts).toHaveLength(1);
+  });
+
+  it('a connection the server closed while idle is not reused', async () => {
+    const s = await start({ idleTimeout: 50 });
+    const p = pool();
+    await deliver(env(1), s.destination, { ...base, pool: p });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(p.stats().open).toBe(0);
+    const r = await deliver(env(1), s.destination, { ...base, pool: p });
+    expect(r.recipients[0]!.action).toBe('relayed');
+    expect(s.sessions).toHaveLength(2);
+  });
+
+  it('idleTimeout closes idle connections with QUIT; reuseCountLimit and reuseTimeLimit stop reuse', async () => {
+    const s = await start();
+    const p = pool({ idleTimeout: 50 });
+    await deliver(env(1), s.destination, { ...base, pool: p });
+    await new Promise((r) => setTimeout(r, 150));
+    expect(p.stats().open).toBe(0);
+    await s.waitForSessions(1);
+    expect(s.sessions[0]!.quit).toBe(true);
+
+    const counted = pool({ reuseCountLimit: 2 });
+    for (let i = 0; i < 4; i++) await deliver(env(1), s.destination, { ...base, pool: counted });
+    await s.waitForSessions(2);
+    expect(s.sessions.length).toBe(1 + 2); // 2 uses per connection: 4 deliveries, 2 connections
+    const timed = pool({ reuseTimeLimit: 1 });
+    await deliver(env(1), s.destination, { ...base, pool: timed });
+    await new Promise((r) => setTimeout(r, 5));
+    await deliver(env(1), s.destination, { ...base, pool: timed });
+    expect(s.sessions.length).toBe(3 + 2);
+  });
+
+  it('different TLS levels or credentials never share a connection (assert connection ids)', async () => {
+    const s = await start({ tls: testCertificate, extensions: { starttls: true, auth: ['PLAIN'] }, users: { tim: 'a', tom: 'b' } });
+    const p = pool();
+    const ids = async (o: DeliverOptions) => {
+      const ev: DeliveryEvent[] = [];
+      const r = await deliver(env(1), s.destination, { ...base, ...o, pool: p, onEvent: (e) => ev.push(e) });
+      expect(r.recipients[0]!.action).toBe('relayed');
+      return connections(ev);
+    };
+    const tim1 = await ids({ tls: { level: 'encrypt' }, auth: { username: 'tim', password: 'a' } });
+    const tim2 = await ids({ tls: { level: 'encrypt' }, auth: { username: 'tim', password: 'a' } });
+    const tom = await ids({ tls: { level: 'encrypt' }, auth: { username: 'tom', password: 'b' } });
+    const plain = await ids({ tls: { level: 'none' } });
+    const may = await ids({ tls: { level: 'may' } });
+    expect(tim2).toEqual(tim1); // same credentials, same policy: reused
+    expect(new Set([tim1[0], tom[0], plain[0], may[0]]).size).toBe(4);
+  });
+});
+
+describe('Pool: limits and waiting', () => {
+  it('maxConnectionsPerDestination 1: callers share one connection (transaction pipelining) or wait', async () => {
+    const s = await start();
+    const p = pool({ maxConnectionsPerDestination: 1 });
+    const rs = await Promise.all(Array.from({ length: 20 }, (_, i) => deliver(env(1, `m${i}`), s.destination, { ...base, pool: p })));
+    expect(rs.every((r) => r.recipients[0]!.action === 'relayed')).toBe(true);
+    expect(s.sessions).toHaveLength(1);
+    expect(s.transactions).toHaveLength(20);
+    // Transaction pipelining: the server read far fewer command batches than 20 transactions.
+    expect(s.sessions[0]!.reads).toBeLessThan(15);
+  });
+
+  it('without transaction pipelining callers wait FIFO; an abort while waiting resolves with 4.4.7', async () => {
+    const s = await start({ faults: [{ step: 'dot', action: 'stall', times: 1 }] });
+    const p = pool({ maxConnectionsPerDestination: 1 });
+    const o = { ...base, pool: p, transactionPipelining: false, timeouts: { dataDone: 300 } };
+    const first = deliver(env(1, 'stalls'), s.destination, o);
+    await new Promise((r) => setTimeout(r, 50));
+    const ac = new AbortController();
+    const second = deliver(env(1, 'waits'), s.destination, { ...o, signal: ac.signal });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(p.stats().waiting).toBe(1);
+    ac.abort();
+    const r2 = await second;
+    expect(r2.recipients[0]).toMatchObject({ action: 'delayed', status: '4.4.7' });
+    const r1 = await first;
+    expect(r1.recipients[0]).toMatchObject({ action: 'delayed', status: '4.4.2' });
+  });
+});
+
+describe('recipientLimit and 452 4.5.3 (POOL-13, RFC 5321 §4.5.3.1.10)', () => {
+  it('120 recipients with recipientLimit 50: three transactions on one connection', async () => {
+    const s = await start();
+    const r = await deliver(env(120), s.destination, base);
+    expect(r.recipients.every((x) => x.action === 'relayed')).toBe(true);
+    expect(s.sessions).toHaveLength(1);
+    expect(s.transactions.map((t) => t.accepted.length)).toEqual([50, 50, 20]);
+  });
+
+  it('a server that takes 30 per transaction: the 452 4.5.3 recipients go in further transactions', async () => {
+    const s = await start({ maxRecipients: 30 });
+    const r = await deliver(env(70), s.destination, { ...base, recipientLimit: 100 });
+    expect(r.recipients.filter((x) => x.action === 'relayed')).toHaveLength(70);
+    expect(s.transactions.map((t) => t.accepted.length)).toEqual([30, 30, 10]);
+  });
+
+  it('a 452 4.5.3 with no progress is deferred, as Postfix does', async () => {
+    const s = await start({ onRcpt: () => '452 4.5.3 Error: too many recipients' });
+    const r = await deliver(env(3), s.destination, base);
+    expect(r.recipients.map((x) => [x.action, x.status])).toEqual([
+      ['delayed', '4.5.3'],
+      ['delayed', '4.5.3'],
+      ['delayed', '4.5.3'],
+    ]);
+  });
+});
