@@ -72,6 +72,8 @@ class Delivery {
   private readonly ledger: RecipientLedger;
   private readonly attempts: Attempt[] = [];
   private contentSpent = false;
+  /** POOL-11: a session of this delivery was filed under its destination label. */
+  private labelStored = false;
 
   constructor(
     private readonly env: CheckedEnvelope,
@@ -110,6 +112,32 @@ class Delivery {
       }
       const { dest, fallback } = sites[d]!;
       lastSiteWasFallback = fallback;
+      // smtp_mx_session_limit counts sessions that finished the handshake, per site (MX-10);
+      // a session reused from the pool counts too (POOL-11).
+      let sessions = 0;
+      // POOL-11: a connection kept under this next hop's destination label is used before any
+      // DNS lookup; its address then leaves the candidate list.
+      const label = this.destinationLabel(dest);
+      const reusedEndpoints = new Set<string>();
+      if (label !== undefined && opts.pool && !opts.pool.closed) {
+        const kept = opts.pool.takeByLabel(label, opts.transactionPipelining);
+        if (kept) {
+          const tag = kept.tag as KeptSession;
+          reusedEndpoints.add(endpointOf(tag.server));
+          await this.attempt(dest, tag.server, tag.decision, {
+            finalBeforeHandshake: false,
+            onHandshake: () => {
+              ++sessions;
+              return false;
+            },
+            plainRetryAllowed: false,
+            bestMx: tag.bestMx,
+            leased: { conn: kept.conn, endpointKey: tag.endpointKey },
+            label,
+          });
+          if (this.ledger.left.length === 0 || this.aborted) break;
+        }
+      }
       const started = new Date();
       const plan = await raceAbort(
         planServers(dest, {
@@ -145,11 +173,9 @@ class Delivery {
       }
       // FINAL_NEXTHOP: the last site, or we are an MX for it (no fallback relay after us).
       const finalNexthop = d === sites.length - 1 || plan.iAmMx || dest.kind === 'unix';
-      const servers = plan.servers;
+      const servers = reusedEndpoints.size > 0 ? plan.servers.filter((s) => !reusedEndpoints.has(endpointOf(s))) : plan.servers;
       // MTA-STS (RFC 8461) applies to a domain next hop, looked up once per site.
       const stsLookup = await this.mtaSts(dest);
-      // smtp_mx_session_limit counts sessions that finished the handshake, per site (MX-10).
-      let sessions = 0;
       for (let i = 0; i < servers.length; i++) {
         if (this.ledger.left.length === 0 || this.aborted) break sites;
         if (this.contentSpent) {
@@ -200,6 +226,7 @@ class Delivery {
             plainRetryAllowed,
             bestMx: server.kind === 'tcp' && server.preference === plan.bestPreference,
             stsFailure: stsLookup?.failure,
+            ...(label !== undefined ? { label } : {}),
           });
           // Postfix RETRY_AS_PLAINTEXT: the same address again at level none, not counted (§1.6).
           if (r.retryPlaintext && this.ledger.left.length > 0 && !this.aborted && !this.contentSpent) {
@@ -237,6 +264,21 @@ class Delivery {
     } catch (err) {
       return { invalid: err instanceof Error ? err.message : String(err) };
     }
+  }
+
+  /**
+   * The destination label of a next hop (POOL-7): protocol, HELO name, the next hop as written,
+   * the caller's TLS policy for it, and the sender when credentials are looked up (they may
+   * depend on it). Undefined without a pool or with a failing policy function.
+   */
+  private destinationLabel(dest: Destination): string | undefined {
+    if (!this.opts.pool) return undefined;
+    const policy = this.policyFor(dest);
+    if ('invalid' in policy) return undefined;
+    const tls = JSON.stringify(policy, (k, v: unknown) =>
+      v instanceof Uint8Array ? Buffer.from(v).toString('hex') : k === 'mtaSts' ? Boolean(v) : typeof v === 'function' ? String(v) : v,
+    );
+    return poolKey('destination', { protocol: this.opts.protocol, heloName: this.opts.heloName, nexthop: dest.nexthop, tls, ...(this.opts.auth ? { sender: this.env.from } : {}) });
   }
 
   /** The MTA-STS policy of a domain next hop, when the TLS policy asks for MTA-STS. */
@@ -339,6 +381,10 @@ class Delivery {
       plainRetryAllowed: boolean;
       /** This address has the best MX preference of the list (Postfix SMTP_FEATURE_BEST_MX). */
       bestMx: boolean;
+      /** A connection found by destination label (POOL-11), already leased. */
+      leased?: { conn: Connection; endpointKey: string };
+      /** The destination label to file the first good session under (POOL-11). */
+      label?: string;
     },
   ): Promise<{ retryPlaintext: boolean }> {
     const { opts, env } = this;
@@ -383,7 +429,15 @@ class Delivery {
     const pool = opts.pool;
     const keyInput = { protocol: opts.protocol, heloName: opts.heloName, nexthop: dest.nexthop, address, ...(port !== undefined ? { port } : {}), tls: sessionKey('', 0, decision), credentials };
     const endpointKey = poolKey('endpoint', keyInput);
-    const destinationKey = poolKey('destination', keyInput);
+    // The concurrency group (maxConnectionsPerDestination): the next hop, as Postfix's qmgr counts.
+    const group = `${opts.protocol}\0${dest.nexthop}`;
+    let leased = how.leased;
+    if (leased && (leased.endpointKey !== endpointKey || !pool)) {
+      // Other credentials for this sender and server: not this connection.
+      pool?.release(leased.conn);
+      leased = undefined;
+    }
+    let anySuccess = false;
 
     let finalServer = how.finalBeforeHandshake;
     let retryPlaintext = false;
@@ -401,8 +455,12 @@ class Delivery {
       reused = false;
       conn = undefined;
       let lease: Lease | undefined;
-      if (pool && !pool.closed) {
-        lease = await pool.acquire({ destination: destinationKey, endpoint: endpointKey, pipelining: opts.transactionPipelining, fresh: freshOnly, signal: opts.signal });
+      if (leased) {
+        conn = leased.conn;
+        reused = true;
+        leased = undefined;
+      } else if (pool && !pool.closed) {
+        lease = await pool.acquire({ destination: group, endpoint: endpointKey, pipelining: opts.transactionPipelining, fresh: freshOnly, signal: opts.signal });
         if (!lease) return { retryPlaintext: false }; // aborted while waiting
         if (lease.kind === 'reuse') {
           conn = lease.conn;
@@ -419,7 +477,8 @@ class Delivery {
         }
         conn = o;
         if (pool && !pool.closed && lease?.kind === 'open') {
-          pool.add(conn, endpointKey, destinationKey);
+          const tag: KeptSession = { server, decision, bestMx: how.bestMx, endpointKey };
+          pool.add(conn, endpointKey, group, tag);
           lease.release();
         }
       } else {
@@ -443,6 +502,7 @@ class Delivery {
           const held: Array<{ index: number; why: Why; tls: TlsInfo | undefined; sts?: { resultType: TlsResultType; detail: string } }> = [];
           const apply = (index: number, why: Why, tls: TlsInfo | undefined, stsTesting?: { resultType: TlsResultType; detail: string }) => {
             if (why.kind !== 'success') lastFailure = why;
+            else anySuccess = true;
             const described = describe(why, identity, opts);
             // After a TLS failure at level may, the same server is tried again in plaintext, so
             // this is not the final server for these recipients (Postfix RETRY_AS_PLAINTEXT).
@@ -536,7 +596,13 @@ class Delivery {
         protocolErrors.push('plaintext-after-starttls');
       }
       if (pool && !pool.closed && pool.has(c)) {
-        pool.release(c);
+        // POOL-11: the first good session of a delivery is also filed under the destination label.
+        let label: string | undefined;
+        if (how.label !== undefined && anySuccess && !this.labelStored) {
+          label = how.label;
+          this.labelStored = true;
+        }
+        pool.release(c, label);
       } else {
         if (c.alive) c.quit();
         await c.closed;
@@ -691,6 +757,18 @@ function sessionKey(address: string, port: number, d: TlsOk): string {
   const check = JSON.stringify(d.check, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v));
   const ca = d.ca === undefined ? '' : createHash('sha256').update(JSON.stringify([d.ca].flat().map((c) => (typeof c === 'string' ? c : Buffer.from(c).toString('base64'))))).digest('hex');
   return [address, port, d.servername ?? '', d.level, createHash('sha256').update(check + ca).digest('hex').slice(0, 32)].join('|');
+}
+
+/** What a pooled connection carries so that a destination-label hit needs no DNS lookup. */
+interface KeptSession {
+  server: Server;
+  decision: TlsOk;
+  bestMx: boolean;
+  endpointKey: string;
+}
+
+function endpointOf(s: Server): string {
+  return s.kind === 'unix' ? s.path : `${s.address}|${s.port}`;
 }
 
 function hostOf(dest: Destination): string {

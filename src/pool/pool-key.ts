@@ -19,6 +19,8 @@ export interface PoolKeyInput {
   port?: number;
   /** The TLS decision's identity: level, check, SNI, trust anchors, client certificate. */
   tls: string;
+  /** Destination label with SASL: the sender, as the credential lookup may depend on it (POOL-7). */
+  sender?: string;
   /** The SASL identity: undefined for an unauthenticated connection. */
   credentials?: { username: string; password?: string; accessToken?: string; authzid?: string } | undefined;
 }
@@ -32,6 +34,6 @@ export function poolKey(kind: 'destination' | 'endpoint', k: PoolKeyInput): stri
   const who = k.credentials
     ? digest([k.credentials.username, k.credentials.password ?? '', k.credentials.accessToken ?? '', k.credentials.authzid ?? ''].join('\0'))
     : '*';
-  const where = kind === 'destination' ? (k.nexthop ?? '*') : `${k.address ?? '*'}\0${k.port ?? '*'}`;
+  const where = kind === 'destination' ? `${k.nexthop ?? '*'}\0${k.sender === undefined ? '*' : digest(k.sender)}` : `${k.address ?? '*'}\0${k.port ?? '*'}`;
   return [kind, k.protocol, k.heloName.toLowerCase(), where, digest(k.tls), who].join('\0');
 }

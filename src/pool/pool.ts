@@ -38,7 +38,12 @@ export interface PoolStats {
 interface Entry {
   conn: Connection;
   endpoint: string;
+  /** The concurrency group (protocol and next hop): maxConnectionsPerDestination counts these. */
   destination: string;
+  /** The destination label, set for the first good session of a delivery (POOL-11). */
+  label: string | undefined;
+  /** What the opener needs to reuse it without a DNS lookup (server, TLS decision). */
+  tag: unknown;
   /** deliver() calls currently using it. */
   leases: number;
   idleTimer: NodeJS.Timeout | undefined;
@@ -122,16 +127,20 @@ export class Pool {
     });
   }
 
-  /** A kept connection to this next hop (destination label), before any DNS lookup. */
-  findByDestination(destination: string, pipelining: boolean): Connection | undefined {
+  /**
+   * POOL-11: a kept connection by destination label, before any DNS lookup, with the tag its
+   * opener stored. Never waits: without one, the caller looks up the next hop as usual.
+   */
+  takeByLabel(label: string, pipelining: boolean): { conn: Connection; tag: unknown } | undefined {
     if (this.closing) return undefined;
+    let best: Entry | undefined;
     for (const e of this.entries) {
-      if (e.destination === destination && this.usable(e, pipelining)) {
-        this.lease(e);
-        return e.conn;
-      }
+      if (e.label !== label || !this.usable(e, pipelining)) continue;
+      if (!best || e.conn.load < best.conn.load) best = e;
     }
-    return undefined;
+    if (!best) return undefined;
+    this.lease(best);
+    return { conn: best.conn, tag: best.tag };
   }
 
   /** Whether the pool keeps this connection. */
@@ -140,18 +149,22 @@ export class Pool {
   }
 
   /** A new connection opened under a lease: keep it (busy, leased by its opener). */
-  add(conn: Connection, endpoint: string, destination: string): void {
-    const e: Entry = { conn, endpoint, destination, leases: 1, idleTimer: undefined };
+  add(conn: Connection, endpoint: string, destination: string, tag?: unknown): void {
+    const e: Entry = { conn, endpoint, destination, label: undefined, tag, leases: 1, idleTimer: undefined };
     this.entries.add(e);
     this.byConn.set(conn, e);
     conn.onClose = () => this.remove(e);
     conn.onIdle = () => this.idle(e);
   }
 
-  /** The caller is done with the connection; it stays for reuse if the limits allow. */
-  release(conn: Connection): void {
+  /**
+   * The caller is done with the connection; it stays for reuse if the limits allow. `label`
+   * also files it under a destination label (the first good session of a delivery, POOL-11).
+   */
+  release(conn: Connection, label?: string): void {
     const e = this.byConn.get(conn);
     if (!e) return;
+    if (label !== undefined) e.label = label;
     e.leases = Math.max(0, e.leases - 1);
     if (!this.keepable(e)) {
       if (e.leases === 0) {

@@ -162,3 +162,74 @@ describe('recipientLimit and 452 4.5.3 (POOL-13, RFC 5321 §4.5.3.1.10)', () => 
     ]);
   });
 });
+
+describe('Pool: destination label (POOL-7, POOL-11)', () => {
+  /** Two MX hosts on 127.0.0.{b}, 127.0.0.{b+1} with one port; counts the MX lookups. */
+  async function twoMx(b: number, first: TestServerOptions = {}) {
+    const s0 = await start({ ...first, host: `127.0.0.${b}` });
+    const s1 = await start({ host: `127.0.0.${b + 1}`, port: s0.port });
+    let mxLookups = 0;
+    const notFound = () => Promise.reject(Object.assign(new Error('not found'), { code: 'ENOTFOUND' }));
+    const resolver = {
+      resolveMx: async (name: string) => {
+        mxLookups++;
+        return name === 'label.test' ? [{ priority: 10, exchange: 'mx0.label.test' }, { priority: 20, exchange: 'mx1.label.test' }] : notFound();
+      },
+      resolve4: async (name: string) => (name === 'mx0.label.test' ? [`127.0.0.${b}`] : name === 'mx1.label.test' ? [`127.0.0.${b + 1}`] : notFound()),
+      resolve6: () => notFound(),
+    };
+    return { s0, s1, resolver, lookups: () => mxLookups, dest: `label.test:${s0.port}` };
+  }
+
+  it('a warm delivery to a domain finds the connection by destination label, with no DNS lookup', async () => {
+    const { s0, s1, resolver, lookups, dest } = await twoMx(111);
+    const p = pool();
+    const o = { ...base, randomizeAddresses: false, resolver, pool: p };
+    const r1 = await deliver(env(1, 'one'), dest, o);
+    expect(lookups()).toBe(1);
+    const events: DeliveryEvent[] = [];
+    const r2 = await deliver(env(2, 'two'), dest, { ...o, onEvent: (e) => events.push(e) });
+    expect([...r1.recipients, ...r2.recipients].map((x) => x.action)).toEqual(['relayed', 'relayed', 'relayed']);
+    expect(lookups()).toBe(1);
+    expect(events.some((e) => e.type === 'connected' && e.reused)).toBe(true);
+    expect(r2.attempts.map((a) => [a.host, a.address, a.outcome])).toEqual([['mx0.label.test', '127.0.0.111', 'completed']]);
+    expect(s0.sessions).toHaveLength(1);
+    expect(s1.sessions).toHaveLength(0);
+  });
+
+  it('a recipient deferred on the label session goes to the other MX, not to the same address again', async () => {
+    const { s0, s1, resolver, lookups, dest } = await twoMx(113, { onRcpt: (a) => (a.startsWith('soft') ? '450 4.2.0 mailbox busy' : undefined) });
+    const p = pool();
+    const o = { ...base, randomizeAddresses: false, resolver, pool: p };
+    await deliver(env(1, 'warm'), dest, o);
+    const r = await deliver({ from: 'sender@client.test', to: ['ok@t.test', 'soft@t.test'], message: 'Subject: x\r\n\r\nhi\r\n' }, dest, o);
+    expect(r.recipients.map((x) => [x.action, x.remoteMta])).toEqual([
+      ['relayed', 'dns; mx0.label.test'],
+      ['relayed', 'dns; mx1.label.test'],
+    ]);
+    expect(lookups()).toBe(2); // the DNS path ran for the one left
+    const softAtMx0 = s0.sessions.flatMap((x) => x.transcript.filter((l) => /^C: RCPT TO:<soft@/i.test(l)));
+    expect(softAtMx0).toHaveLength(1);
+    expect(s1.transactions.flatMap((t) => t.accepted)).toEqual(['soft@t.test']);
+  });
+
+  it('with credentials, the label includes the sender; another sender with other credentials opens its own connection', async () => {
+    const s = await start({ tls: testCertificate, extensions: { starttls: true, auth: ['PLAIN'] } });
+    const p = pool();
+    const ev: DeliveryEvent[] = [];
+    const o: DeliverOptions = {
+      tls: { level: 'encrypt' },
+      heloName: 'client.test',
+      pool: p,
+      auth: ({ sender }) => ({ username: sender.split('@')[0]!, password: 'pw' }),
+      onEvent: (e) => ev.push(e),
+    };
+    await deliver({ ...env(1), from: 'alice@client.test' }, s.destination, o);
+    await deliver({ ...env(1), from: 'alice@client.test' }, s.destination, o);
+    await deliver({ ...env(1), from: 'bob@client.test' }, s.destination, o);
+    const ids = connections(ev);
+    expect(ids[0]).toBe(ids[1]);
+    expect(ids[2]).not.toBe(ids[0]);
+    expect(s.sessions).toHaveLength(2);
+  });
+});
