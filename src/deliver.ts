@@ -81,7 +81,11 @@ class Delivery {
     private readonly opts: ResolvedOptions,
     private readonly source: PreparedSource,
   ) {
-    this.ledger = new RecipientLedger(env.given, { softBounce: opts.softBounce });
+    this.ledger = new RecipientLedger(env.given, {
+      softBounce: opts.softBounce,
+      ...(opts.deliveryStatusFilter ? { statusFilter: opts.deliveryStatusFilter } : {}),
+      onWarning: (message) => opts.onEvent({ type: 'warning', message }),
+    });
   }
 
   private get aborted(): boolean {
@@ -538,6 +542,7 @@ class Delivery {
             smtputf8: env.smtputf8,
             ...(env.dsn ? { dsn: env.dsn } : {}),
             requireTls: env.requireTls,
+            ...(opts.xforward ? { xforward: opts.xforward } : {}),
             // POOL-8: a reused connection is probed with RSET in the same flight.
             ...(reused && firstOnConnection && bi === 0 ? { probe: true } : {}),
           };
@@ -793,6 +798,7 @@ function checkEnvelope(e: Envelope): CheckedEnvelope {
       if (!ok) badEnvelope(`envelope.to[${i}].notify must be 'NEVER' or a list of 'SUCCESS', 'FAILURE', 'DELAY'`);
     }
     if (r.orcpt !== undefined && typeof r.orcpt !== 'string') badEnvelope(`envelope.to[${i}].orcpt must be a string`);
+    if (r.original !== undefined && (typeof r.original !== 'string' || /[\r\n\0]/.test(r.original))) badEnvelope(`envelope.to[${i}].original must be a string without CR, LF or NUL`);
     return r;
   });
   if (e.message === undefined || e.message === null) badEnvelope('envelope.message is required');

@@ -14,6 +14,11 @@ export interface Recipient {
   notify?: DsnNotify;
   /** RFC 3461 ORCPT=, e.g. `rfc822;user@example.org`; sent only when the server announces DSN. */
   orcpt?: string;
+  /**
+   * The recipient as originally given, before aliasing or forwarding (Postfix
+   * enable_original_recipient): what flag O writes in X-Original-To. Default `address`.
+   */
+  original?: string;
 }
 
 export interface Envelope {
@@ -26,7 +31,7 @@ export interface Envelope {
   /** Octets, for SIZE=; measured when the message is in memory. */
   size?: number;
   dsn?: { ret?: 'FULL' | 'HDRS'; envid?: string };
-  /** Default `'auto'`: SMTPUTF8 is asked for when an address is not ASCII. */
+  /** Default `'auto'`: SMTPUTF8 is asked for when an address or a header is not ASCII (PROTO-12). */
   smtputf8?: boolean | 'auto';
   /** RFC 8689 REQUIRETLS. */
   requireTls?: boolean;

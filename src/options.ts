@@ -34,6 +34,8 @@ export interface Timeouts {
   rset: number;
   /** `smtp_starttls_timeout` 300 s: STARTTLS reply and the TLS handshake. */
   starttls: number;
+  /** `smtp_xforward_timeout` 300 s: the replies to XFORWARD. */
+  xforward: number;
 }
 
 export type { TlsLevel, TlsPolicy } from './tls/tls-policy.js';
@@ -43,6 +45,8 @@ import { clampSessionTimeout, defaultTlsSessionStore, type TlsSessionStore } fro
 import type { SaslCredentials } from './sasl/credentials.js';
 import type { SaslOptions, SecurityOption } from './sasl/choose.js';
 import type { AuthCacheStore } from './sasl/auth-cache.js';
+import type { DeliveryStatusFilter } from './results/ledger.js';
+import type { BodyCheck, DeliveryFlags, HeaderCheck, RewriteAddress, Xforward } from './content/hooks.js';
 
 export interface DeliverOptions {
   /** `smtp` (default) or `lmtp`. */
@@ -157,6 +161,29 @@ export interface DeliverOptions {
   bindAddress6?: string;
   /** `smtp_bind_address_enforce` (false): defer (4.4.0) instead of connecting unbound. */
   bindAddressEnforce?: boolean;
+  /**
+   * `smtp_delivery_status_filter` (DSN-10): rewrite the status and text of each final result;
+   * the class must stay (2 to 2, 4/5 to 4/5) and the text must not be empty.
+   */
+  deliveryStatusFilter?: DeliveryStatusFilter;
+  /** `flags=DOR`: Delivered-To, X-Original-To and Return-Path headers (DSN-5 .. DSN-7). */
+  flags?: DeliveryFlags;
+  /** `smtp_send_xforward_command`: send these attributes when the server announces XFORWARD. */
+  xforward?: Xforward;
+  /** Not `disable_mime_output_conversion` (true): 8-bit MIME to quoted-printable for servers without 8BITMIME. */
+  mimeOutputConversion?: boolean;
+  /** `mime_boundary_length_limit` (2048). */
+  mimeBoundaryLengthLimit?: number;
+  /** `mime_nesting_limit` (100). */
+  mimeNestingLimit?: number;
+  /** `header_size_limit` (102400): longest header the content hooks parse. */
+  headerSizeLimit?: number;
+  /** `smtp_generic_maps` as a function: rewrite envelope and header addresses (see `genericMap()`). */
+  rewriteAddress?: RewriteAddress;
+  /** `smtp_header_checks` and the MIME and nested variants: one call per header (ctx.part tells which). */
+  headerCheck?: HeaderCheck;
+  /** `smtp_body_checks`: one call per body line. */
+  bodyCheck?: BodyCheck;
 }
 
 export interface ResolvedOptions {
@@ -211,6 +238,16 @@ export interface ResolvedOptions {
   bindAddress: string | undefined;
   bindAddress6: string | undefined;
   bindAddressEnforce: boolean;
+  deliveryStatusFilter: DeliveryStatusFilter | undefined;
+  flags: DeliveryFlags;
+  xforward: Xforward | undefined;
+  mimeOutputConversion: boolean;
+  mimeBoundaryLengthLimit: number;
+  mimeNestingLimit: number;
+  headerSizeLimit: number;
+  rewriteAddress: RewriteAddress | undefined;
+  headerCheck: HeaderCheck | undefined;
+  bodyCheck: BodyCheck | undefined;
 }
 
 /** One row per option: the README's options table is generated from this. */
@@ -231,7 +268,7 @@ export const OPTION_TABLE: readonly OptionRow[] = [
   { name: 'tls', postfix: 'smtp_tls_security_level, smtp_tls_policy_maps', default: "{ level: 'may' }", meaning: 'TLS policy (levels none … secure, DANE, MTA-STS), or a function of the next hop' },
   { name: 'tlsSessionCache', postfix: 'smtp_tls_session_cache_database', default: 'in memory', meaning: 'TLS session resumption store; false turns it off' },
   { name: 'tlsSessionCacheTimeout', postfix: 'smtp_tls_session_cache_timeout', default: '3600000', meaning: 'how long a TLS session may be resumed (ms)' },
-  { name: 'timeouts', postfix: 'smtp_*_timeout', default: 'connect 30s (LMTP 0), helo/mail/rcpt/quit/starttls 300s, dataInit 120s, dataXfer 180s, dataDone 600s, rset 20s', meaning: 'per reply awaited, milliseconds' },
+  { name: 'timeouts', postfix: 'smtp_*_timeout', default: 'connect 30s (LMTP 0), helo/mail/rcpt/quit/starttls/xforward 300s, dataInit 120s, dataXfer 180s, dataDone 600s, rset 20s', meaning: 'per reply awaited, milliseconds' },
   { name: 'signal', postfix: '-', default: 'none', meaning: 'AbortSignal: unfinished recipients become delayed 4.4.7' },
   { name: 'final', postfix: 'flags=X', default: 'false', meaning: "LMTP success is 'delivered' when the server lacks DSN" },
   { name: 'onEvent', postfix: '(logging)', default: 'none', meaning: 'transcript and progress events' },
@@ -269,6 +306,16 @@ export const OPTION_TABLE: readonly OptionRow[] = [
   { name: 'sasl', postfix: 'smtp_sasl_mechanism_filter, smtp_sasl_*security_options, smtp_sasl_auth_soft_bounce, smtp_sasl_auth_cache_*, smtp_send_dummy_mail_auth', default: 'see README', meaning: 'mechanism choice, security options, soft bounce, failure cache' },
   { name: 'pool', postfix: 'smtp_connection_cache_destinations, scache', default: 'none', meaning: 'connection cache shared by deliver() calls (new Pool())' },
   { name: 'transactionPipelining', postfix: '(mailwire)', default: 'true', meaning: 'the next transaction follows the previous end of data (with PIPELINING)' },
+  { name: 'deliveryStatusFilter', postfix: 'smtp_delivery_status_filter', default: 'none', meaning: 'rewrite each final status and text (class kept)' },
+  { name: 'flags', postfix: 'flags=DOR (pipe/smtp master.cf)', default: 'none', meaning: 'Delivered-To (with loop check), X-Original-To, Return-Path headers' },
+  { name: 'xforward', postfix: 'smtp_send_xforward_command', default: 'none', meaning: 'original client attributes, sent when XFORWARD is announced' },
+  { name: 'mimeOutputConversion', postfix: 'disable_mime_output_conversion (inverted)', default: 'true', meaning: '8-bit MIME to quoted-printable for servers without 8BITMIME' },
+  { name: 'mimeBoundaryLengthLimit', postfix: 'mime_boundary_length_limit', default: '2048', meaning: 'boundary characters compared' },
+  { name: 'mimeNestingLimit', postfix: 'mime_nesting_limit', default: '100', meaning: 'deeper MIME nesting fails with 5.6.0' },
+  { name: 'headerSizeLimit', postfix: 'header_size_limit', default: '102400', meaning: 'longest header given to the content hooks' },
+  { name: 'rewriteAddress', postfix: 'smtp_generic_maps', default: 'none', meaning: 'rewrite envelope and header addresses (genericMap() builds one)' },
+  { name: 'headerCheck', postfix: 'smtp_header_checks, smtp_mime_header_checks, smtp_nested_header_checks', default: 'none', meaning: 'per-header hook: dunno, ignore, info, prepend, replace, strip, warn' },
+  { name: 'bodyCheck', postfix: 'smtp_body_checks', default: 'none', meaning: 'per-body-line hook, same actions' },
   { name: 'recipientLimit', postfix: 'default_destination_recipient_limit', default: '50', meaning: 'recipients per transaction; more go in further transactions' },
 ];
 
@@ -356,6 +403,7 @@ export function resolveOptions(options: DeliverOptions | undefined): ResolvedOpt
     quit: 300_000,
     rset: 20_000,
     starttls: 300_000,
+    xforward: 300_000,
   };
   for (const [k, v] of Object.entries(t)) {
     if (!(k in timeouts)) {
@@ -479,7 +527,48 @@ export function resolveOptions(options: DeliverOptions | undefined): ResolvedOpt
     bindAddress: o.bindAddress,
     bindAddress6: o.bindAddress6,
     bindAddressEnforce: bool(o.bindAddressEnforce, 'bindAddressEnforce', false),
+    deliveryStatusFilter: fn(o.deliveryStatusFilter, 'deliveryStatusFilter'),
+    flags: checkFlags(o.flags),
+    xforward: checkXforward(o.xforward),
+    mimeOutputConversion: bool(o.mimeOutputConversion, 'mimeOutputConversion', true),
+    mimeBoundaryLengthLimit: int(o.mimeBoundaryLengthLimit, 'mimeBoundaryLengthLimit', 2048, 1),
+    mimeNestingLimit: int(o.mimeNestingLimit, 'mimeNestingLimit', 100, 1),
+    headerSizeLimit: int(o.headerSizeLimit, 'headerSizeLimit', 102400, 1),
+    rewriteAddress: fn(o.rewriteAddress, 'rewriteAddress'),
+    headerCheck: fn(o.headerCheck, 'headerCheck'),
+    bodyCheck: fn(o.bodyCheck, 'bodyCheck'),
   };
+}
+
+function fn<T>(v: T | undefined, name: string): T | undefined {
+  if (v !== undefined && typeof v !== 'function') bad(`${name} must be a function`);
+  return v;
+}
+
+function checkFlags(f: DeliveryFlags | undefined): DeliveryFlags {
+  if (f === undefined) return {};
+  if (typeof f !== 'object' || f === null) bad('flags must be { deliveredTo?, originalTo?, returnPath? }');
+  for (const k of Object.keys(f)) {
+    if (!['deliveredTo', 'originalTo', 'returnPath'].includes(k)) bad(`flags.${k}: unknown flag (deliveredTo, originalTo, returnPath)`);
+    if (typeof (f as Record<string, unknown>)[k] !== 'boolean') bad(`flags.${k} must be a boolean`);
+  }
+  return f;
+}
+
+const XFORWARD_KEYS = ['name', 'addr', 'port', 'proto', 'helo', 'ident', 'domain'] as const;
+
+/** XFORWARD values are sent as xtext; they must still be one line of printable text. */
+function checkXforward(x: Xforward | undefined): Xforward | undefined {
+  if (x === undefined) return undefined;
+  if (typeof x !== 'object' || x === null) bad('xforward must be an object of attributes');
+  for (const [k, v] of Object.entries(x)) {
+    if (!(XFORWARD_KEYS as readonly string[]).includes(k)) bad(`xforward.${k}: unknown attribute (${XFORWARD_KEYS.join(', ')})`);
+    if (v === undefined) continue;
+    if (typeof v !== 'string' && !(k === 'port' && typeof v === 'number')) bad(`xforward.${k} must be a string`);
+    if (/[\r\n\0]/.test(String(v))) bad(`xforward.${k} must not contain CR, LF or NUL`);
+  }
+  if (x.domain !== undefined && x.domain !== 'LOCAL' && x.domain !== 'REMOTE') bad(`xforward.domain must be 'LOCAL' or 'REMOTE'`);
+  return x;
 }
 
 const SECURITY_OPTIONS: readonly SecurityOption[] = ['noplaintext', 'noactive', 'nodictionary', 'noanonymous', 'mutual_auth', 'forward_secrecy'];

@@ -20,6 +20,8 @@ const STAGE_TIMEOUT: Record<Stage, keyof Timeouts | undefined> = {
   'lone-dot': 'dataDone',
   rset: 'rset',
   probe: 'rset',
+  'xforward-name': 'xforward',
+  'xforward-proto': 'xforward',
   quit: 'quit',
   idle: undefined,
   done: undefined,

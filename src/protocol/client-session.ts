@@ -18,6 +18,7 @@
  */
 import { ContentEncoder, encodeContent } from './content-encoder.js';
 import { encodeMailFrom, encodeRcptTo } from './command-encoder.js';
+import { encodeXtext } from './xtext.js';
 import { parseEhlo, noCapabilities, type Capabilities } from './ehlo-parser.js';
 import { parseMailbox } from './address.js';
 import { ReplyParser } from './reply-parser.js';
@@ -120,6 +121,12 @@ export interface TransactionInput {
    * recipients get `not-sent` (send them again on a fresh connection).
    */
   probe?: boolean;
+  /**
+   * smtp_send_xforward_command (PROTO-18): the original client's attributes, sent before MAIL
+   * in two commands (NAME ADDR PORT, then PROTO HELO IDENT SOURCE), each attribute only when
+   * the server announces it. A non-2xx reply is only a warning (Postfix).
+   */
+  xforward?: { name?: string; addr?: string; port?: string | number; proto?: string; helo?: string; ident?: string; domain?: 'LOCAL' | 'REMOTE' };
 }
 
 export type CommandKind =
@@ -138,6 +145,8 @@ export type CommandKind =
   | 'lone-dot'
   | 'rset'
   | 'probe'
+  | 'xforward-name'
+  | 'xforward-proto'
   | 'quit';
 
 /**
@@ -184,6 +193,8 @@ const STAGE_TEXT: Record<Exclude<Stage, 'idle' | 'done'>, string> = {
   'lone-dot': 'sending end of data',
   rset: 'sending final RSET',
   probe: 'sending RSET probe',
+  'xforward-name': 'sending XFORWARD name/address',
+  'xforward-proto': 'sending XFORWARD protocol/helo_name',
   quit: 'sending QUIT',
 };
 
@@ -206,6 +217,8 @@ interface Transaction {
   input: TransactionInput;
   rcpts: Array<{ index: number; line?: string; state: RcptState }>;
   mailLine?: string;
+  /** XFORWARD commands still to write before MAIL, with their kinds. */
+  xforward: Array<{ line: string; kind: 'xforward-name' | 'xforward-proto' }>;
   step: 'start' | 'mail' | 'rcpt' | 'data' | 'await-data' | 'body' | 'after-body' | 'abort' | 'end';
   nextRcpt: number;
   mailRejected: boolean;
@@ -609,7 +622,7 @@ export class ClientSession {
       this.pending.shift();
       this.unanswered -= head.bytes;
     }
-    if (tx && head.kind !== 'probe' && head.kind !== 'rset' && head.kind !== 'lone-dot') tx.replies++;
+    if (tx && head.kind !== 'probe' && head.kind !== 'rset' && head.kind !== 'lone-dot' && head.kind !== 'xforward-name' && head.kind !== 'xforward-proto') tx.replies++;
     switch (head.kind) {
       case 'greeting':
         return this.onGreeting(reply);
@@ -634,6 +647,14 @@ export class ClientSession {
         return this.onEndOfData(tx!, reply);
       case 'bdat':
         return this.onChunk(tx!, reply);
+      case 'xforward-name':
+      case 'xforward-proto':
+        // Postfix: a non-2xx reply to XFORWARD is logged and the transaction goes on.
+        if (reply.code < 200 || reply.code > 299) {
+          const what = head.kind === 'xforward-name' ? 'XFORWARD name/address command' : 'XFORWARD helo/protocol command';
+          this.events.push({ type: 'warning', message: `host said: ${reply.lines.join(' ')} (in reply to ${what})` });
+        }
+        return this.pump();
       case 'lone-dot':
       case 'rset':
         return this.pump();
@@ -861,6 +882,7 @@ export class ClientSession {
       input,
       rcpts: input.recipients.map((r) => ({ index: r.index, state: 'new' as RcptState })),
       step: 'start',
+      xforward: [],
       nextRcpt: 0,
       mailRejected: false,
       rcptRepliesDue: 0,
@@ -962,6 +984,7 @@ export class ClientSession {
       else this.mark(tx, pos, { kind: 'local', reason: 'bad-recipient', detail: rcpt.reason });
     });
     if (!tx.rcpts.some((r) => r.line !== undefined)) return this.endLocally(tx);
+    if (input.xforward) tx.xforward = xforwardLines(input.xforward, caps.xforward);
     if (input.probe) {
       // POOL-8: probe a reused connection with RSET, in the same flight as the transaction.
       this.sendLine('RSET', { kind: 'probe', bytes: 0, tx });
@@ -1017,6 +1040,13 @@ export class ClientSession {
     for (;;) {
       switch (tx.step) {
         case 'mail': {
+          const xf = tx.xforward[0];
+          if (xf) {
+            if (!this.canSend(xf.line, pipelining)) return;
+            this.sendLine(xf.line, { kind: xf.kind, bytes: 0, tx });
+            tx.xforward.shift();
+            continue;
+          }
           if (!this.canSend(tx.mailLine!, pipelining)) return;
           this.sendLine(tx.mailLine!, { kind: 'mail', bytes: 0, tx });
           tx.step = 'rcpt';
@@ -1294,4 +1324,25 @@ export class ClientSession {
     if (stage === 'idle' || stage === 'done') return 'sending QUIT';
     return STAGE_TEXT[stage];
   }
+}
+
+/** XFORWARD attribute names (Postfix xforward.h), in Postfix's two commands. */
+const XFORWARD_GROUPS = [
+  { kind: 'xforward-name', attrs: [['NAME', 'name'], ['ADDR', 'addr'], ['PORT', 'port']] },
+  { kind: 'xforward-proto', attrs: [['PROTO', 'proto'], ['HELO', 'helo'], ['IDENT', 'ident'], ['SOURCE', 'domain']] },
+] as const;
+
+/** The XFORWARD commands for the announced attributes; a command with none is not sent. */
+function xforwardLines(x: NonNullable<TransactionInput['xforward']>, announced: readonly string[]): Transaction['xforward'] {
+  const out: Transaction['xforward'] = [];
+  for (const group of XFORWARD_GROUPS) {
+    const parts: string[] = [];
+    for (const [attr, key] of group.attrs) {
+      const v = x[key];
+      if (v === undefined || !announced.includes(attr)) continue;
+      parts.push(`${attr}=${encodeXtext(String(v))}`);
+    }
+    if (parts.length > 0) out.push({ line: `XFORWARD ${parts.join(' ')}`, kind: group.kind });
+  }
+  return out;
 }

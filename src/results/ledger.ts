@@ -7,7 +7,7 @@
  */
 import type { DeliveryAction, RecipientResult } from './delivery-result.js';
 import type { Described, ServerIdentity } from './describe.js';
-import { statusClass, withClass } from '../protocol/enhanced-status.js';
+import { isEnhancedStatus, statusClass, withClass } from '../protocol/enhanced-status.js';
 
 export interface OutcomeContext {
   /** Postfix FINAL_SERVER: no other server will be tried for this recipient. */
@@ -22,9 +22,20 @@ export interface OutcomeContext {
   tlsFailure?: { resultType: string; detail: string };
 }
 
+/** DSN-10: the final status and text of a recipient, before it is recorded. */
+export type DeliveryStatusFilter = (r: { recipient: string; status: string; text: string }) => { status: string; text: string } | undefined;
+
 export interface LedgerOptions {
   /** Postfix `soft_bounce` (false): every would-be bounce is deferred instead (DSN-9). */
   softBounce?: boolean;
+  /**
+   * Postfix `smtp_delivery_status_filter` (DSN-10): runs once per recipient, when its result
+   * becomes final. The class must stay (2 to 2; 4 or 5 to 4 or 5) and the text must not be
+   * empty; anything else is ignored with a warning. `soft_bounce` still applies after it.
+   */
+  statusFilter?: DeliveryStatusFilter;
+  /** Where a rejected filter result is reported. */
+  onWarning?: (message: string) => void;
 }
 
 interface LastError {
@@ -113,6 +124,12 @@ export class RecipientLedger {
     if (index < 0 || index >= this.results.length) throw new RangeError(`RecipientLedger: no recipient ${index}`);
     if (this.results[index]) throw new Error(`RecipientLedger: recipient ${index} recorded twice (mark-and-sweep)`);
     let status = d.status;
+    let reason = d.reason;
+    if (this.options.statusFilter) {
+      const f = this.filter(index, status, reason, success !== undefined);
+      status = f.status;
+      reason = f.text;
+    }
     let action: DeliveryAction;
     if (success) {
       action = success;
@@ -121,7 +138,7 @@ export class RecipientLedger {
       if (statusClass(status) === '5' && this.options.softBounce) status = withClass(status, '4');
       action = statusClass(status) === '5' ? 'failed' : 'delayed';
     }
-    const r: RecipientResult = { recipient: this.recipients[index]!, action, status, reason: d.reason };
+    const r: RecipientResult = { recipient: this.recipients[index]!, action, status, reason };
     if (d.diagnosticCode !== undefined) r.diagnosticCode = d.diagnosticCode;
     if (d.remoteMta !== undefined) r.remoteMta = d.remoteMta;
     if (ctx.server) r.remoteAddress = ctx.server.address;
@@ -137,5 +154,31 @@ export class RecipientLedger {
     }
     if (success && ctx.serverDsn !== undefined) r.successNotifyHandedOff = ctx.serverDsn;
     this.results[index] = r;
+  }
+
+  /** DSN-10: the caller's filter, kept only when it keeps the class and gives a text. */
+  private filter(index: number, status: string, text: string, success: boolean): { status: string; text: string } {
+    let out: { status: string; text: string } | undefined;
+    try {
+      out = this.options.statusFilter!({ recipient: this.recipients[index]!, status, text });
+    } catch (err) {
+      this.options.onWarning?.(`deliveryStatusFilter threw: ${err instanceof Error ? err.message : String(err)}; result kept`);
+      return { status, text };
+    }
+    if (out === undefined) return { status, text };
+    const ok =
+      typeof out === 'object' &&
+      out !== null &&
+      typeof out.status === 'string' &&
+      isEnhancedStatus(out.status) &&
+      typeof out.text === 'string' &&
+      out.text.trim() !== '' &&
+      !/[\r\n\0]/.test(out.text) &&
+      (success ? statusClass(out.status) === '2' : statusClass(out.status) !== '2');
+    if (!ok) {
+      this.options.onWarning?.(`deliveryStatusFilter result ignored for ${this.recipients[index]}: the class must stay ${success ? '2' : '4 or 5'} and the text must be one non-empty line`);
+      return { status, text };
+    }
+    return { status: out.status, text: out.text };
   }
 }

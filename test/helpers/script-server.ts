@@ -238,6 +238,7 @@ export function server(ehlo: string[], overrides: Partial<Record<string, (cmd: s
       case 'BDAT':
         return '250 2.0.0 chunk ok';
       case 'RSET':
+      case 'XFORWARD':
         return '250 2.0.0 Ok';
       case 'QUIT':
         return '221 2.0.0 Bye';

@@ -504,3 +504,28 @@ describe('ClientSession: TLS rules', () => {
     expect(kinds(noKeyword.outcomes)).toEqual(['local:requiretls']);
   });
 });
+
+describe('ClientSession: XFORWARD (PROTO-18)', () => {
+  const EHLO_XF = ['250-mx.test', '250-PIPELINING', '250-XFORWARD NAME ADDR PROTO HELO SOURCE', '250 8BITMIME'];
+  const xforward = { name: 'client.example', addr: '192.0.2.1', port: 4711, proto: 'ESMTP', helo: 'helo with space', ident: 'abc', domain: 'REMOTE' as const };
+
+  it('two commands before MAIL, announced attributes only, xtext values, in the same flight', () => {
+    const r = run({}, tx(['a@x.org'], '', { xforward }), server(EHLO_XF));
+    const client = r.transcript.filter((l) => l.startsWith('C:'));
+    expect(client.slice(1, 4)).toEqual([
+      'C: XFORWARD NAME=client.example ADDR=192.0.2.1',
+      'C: XFORWARD PROTO=ESMTP HELO=helo+20with+20space SOURCE=REMOTE',
+      'C: MAIL FROM:<sender@example.org> BODY=7BIT',
+    ]);
+    expect(r.flights).toBe(3); // EHLO; XFORWARD×2+MAIL+RCPT+DATA; body+"."+QUIT
+    expect(kinds(r.outcomes)).toEqual(['success:250']);
+  });
+
+  it('not announced: nothing sent; a rejected XFORWARD is only a warning', () => {
+    const none = run({}, tx(['a@x.org'], '', { xforward }), server(EHLO_PIPE));
+    expect(none.transcript.some((l) => l.includes('XFORWARD'))).toBe(false);
+    const rejected = run({}, tx(['a@x.org'], '', { xforward }), server(EHLO_XF, { XFORWARD: () => '550 5.7.0 insufficient authorization' }));
+    expect(kinds(rejected.outcomes)).toEqual(['success:250']);
+    expect(rejected.warnings.some((m) => /550 5\.7\.0 insufficient authorization \(in reply to XFORWARD name\/address command\)/.test(m))).toBe(true);
+  });
+});

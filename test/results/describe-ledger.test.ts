@@ -117,6 +117,44 @@ group('RecipientLedger (mark-and-sweep)', () => {
     expect(l.finish()[0]).toMatchObject({ action: 'delayed', status: '4.1.1' });
   });
 
+  it('deliveryStatusFilter (DSN-10): runs once per final result; class kept, else ignored with a warning; softBounce after it', () => {
+    const soft = { status: '4.7.5', reason: 'TLS is required, but was not offered', success: false };
+    const warnings: string[] = [];
+    const calls: string[] = [];
+    const l = new RecipientLedger(['tls', 'ok', 'bad-class', 'empty', 'kept'], {
+      statusFilter: ({ recipient, status, text }) => {
+        calls.push(recipient);
+        if (recipient === 'tls') return { status: '5.7.5', text: `${text} (policy: bounce)` };
+        if (recipient === 'ok') return { status: '2.6.0', text: 'accepted' };
+        if (recipient === 'bad-class') return { status: '2.0.0', text: 'nice try' };
+        if (recipient === 'empty') return { status: '5.0.0', text: ' ' };
+        return undefined;
+      },
+      onWarning: (m) => warnings.push(m),
+    });
+    l.outcome(0, soft, { finalServer: false }); // kept: not final, the filter does not run yet
+    expect(calls).toEqual([]);
+    l.outcome(1, ok, { finalServer: false });
+    l.outcome(2, hard, { finalServer: true });
+    l.outcome(3, hard, { finalServer: true });
+    l.outcome(4, hard, { finalServer: true });
+    l.siteError(soft);
+    const r = l.finish();
+    expect(r.map((x) => [x.action, x.status])).toEqual([
+      ['failed', '5.7.5'],
+      ['relayed', '2.6.0'],
+      ['failed', '5.1.1'],
+      ['failed', '5.1.1'],
+      ['failed', '5.1.1'],
+    ]);
+    expect(r[0]!.reason).toMatch(/\(policy: bounce\)$/);
+    expect(calls.sort()).toEqual(['bad-class', 'empty', 'kept', 'ok', 'tls']);
+    expect(warnings).toHaveLength(2);
+    const sb = new RecipientLedger(['a'], { softBounce: true, statusFilter: () => ({ status: '5.7.1', text: 'bounce it' }) });
+    sb.outcome(0, soft, { finalServer: true });
+    expect(sb.finish()[0]).toMatchObject({ action: 'delayed', status: '4.7.1', reason: 'bounce it' });
+  });
+
   it('recording a recipient twice throws (an engine bug, never silently accepted)', () => {
     const l = new RecipientLedger(['a']);
     l.outcome(0, hard, { finalServer: true });
