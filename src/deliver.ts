@@ -28,7 +28,9 @@ import { appliedLevel, startTls, checkPeer, tlsInfo, type TlsOk } from './node/t
 import type { TlsResultType } from './protocol/why.js';
 import { ClientSession } from './protocol/client-session.js';
 import type { Why } from './protocol/why.js';
-import { prepareSource, type PreparedSource } from './node/message-source.js';
+import { peekHeader, prepareSource, type PreparedSource } from './node/message-source.js';
+import { deliveredToAddresses, headerNeedsUtf8 } from './content/header-block.js';
+import { formatMailbox, parseMailbox } from './protocol/address.js';
 import { connectSocket } from './node/connect.js';
 import { Connection, type TlsInfo } from './node/conversation.js';
 import type { TransactionInput } from './protocol/client-session.js';
@@ -79,7 +81,7 @@ class Delivery {
     private readonly env: CheckedEnvelope,
     private readonly destinations: Destination[],
     private readonly opts: ResolvedOptions,
-    private readonly source: PreparedSource,
+    private source: PreparedSource,
   ) {
     this.ledger = new RecipientLedger(env.given, {
       softBounce: opts.softBounce,
@@ -88,12 +90,18 @@ class Delivery {
     });
   }
 
+  /** The envelope as written on the wire: after `rewriteAddress` (smtp_generic_maps, REW-1). */
+  private wire: { from: string; to: string[] } = { from: '', to: [] };
+  /** PROTO-12: a header of the message carries UTF-8. */
+  private utf8Headers = false;
+
   private get aborted(): boolean {
     return this.opts.signal?.aborted ?? false;
   }
 
   async run(): Promise<DeliveryResult> {
     const { opts } = this;
+    if (!(await this.prepareContent())) return this.finish(false);
     // Sites: the destinations, then the fallback relays (Postfix smtp_connect_inet appends them).
     const sites = this.destinations.map((dest) => ({ dest, fallback: false }));
     if (opts.fallbackRelay.length > 0) {
@@ -244,6 +252,11 @@ class Delivery {
       }
       if (finalNexthop && plan.iAmMx) break;
     }
+    return this.finish(lastSiteWasFallback);
+  }
+
+  private finish(lastSiteWasFallback: boolean): DeliveryResult {
+    const { opts } = this;
     if (this.aborted) {
       this.ledger.siteError(describe({ kind: 'local', reason: 'aborted', detail: 'delivery aborted by the caller' }, undefined));
     }
@@ -252,6 +265,85 @@ class Delivery {
     const recipients = this.ledger.finish({ hardIsConfigurationProblem: lastSiteWasFallback || opts.role === 'relayhost' });
     recipients.forEach((r, index) => opts.onEvent({ type: 'recipient', index, recipient: r.recipient, action: r.action, status: r.status, reason: r.reason }));
     return { recipients, attempts: this.attempts };
+  }
+
+  /**
+   * Before any server: the envelope after `rewriteAddress` (REW-1), and the header block when
+   * flag D's loop check (DSN-5) or SMTPUTF8 detection (PROTO-12) needs it. False when nothing
+   * can be sent (the recipients then get the error recorded here).
+   */
+  private async prepareContent(): Promise<boolean> {
+    const { opts, env } = this;
+    try {
+      this.wire = {
+        from: env.from === '' ? '' : this.rewrite(env.from, { where: 'mail' }),
+        to: env.to.map((r) => this.rewrite(r.address, { where: 'rcpt' })),
+      };
+    } catch (err) {
+      this.hookFailed('rewriteAddress', err);
+      return false;
+    }
+    const addressUtf8 = [this.wire.from, ...this.wire.to].some((a) => /[^\x00-\x7f]/.test(a));
+    const needHeader = this.source.kind === 'bytes' || opts.flags.deliveredTo === true || (env.smtputf8 !== false && !addressUtf8);
+    if (!needHeader) return true;
+    let header: Uint8Array;
+    try {
+      const peeked = await raceAbort(peekHeader(this.source, opts.headerSizeLimit), opts.signal);
+      this.source = peeked.source;
+      header = peeked.header;
+    } catch (err) {
+      if (this.aborted) return false;
+      const detail = `cannot read the message: ${err instanceof Error ? err.message : String(err)}`;
+      this.ledger.siteError(describe({ kind: 'local', reason: 'message-source', detail }, undefined));
+      return false;
+    }
+    this.utf8Headers = env.smtputf8 !== false && headerNeedsUtf8(header);
+    if (opts.flags.deliveredTo) {
+      // DSN-5 (Postfix smtp.c, delivered_hdr.c): the recipient, after generic mapping and
+      // RFC 822 quoting, lowercased, already in a Delivered-To header: a loop, 5.4.6.
+      const seen = deliveredToAddresses(header);
+      this.wire.to.forEach((address, index) => {
+        if (!seen.has(quote822(address).toLowerCase())) return;
+        const why: Why = { kind: 'local', reason: 'forwarding-loop', detail: `mail forwarding loop for ${env.to[index]!.address}` };
+        this.ledger.outcome(index, describe(why, undefined), { finalServer: true });
+      });
+    }
+    return true;
+  }
+
+  /** `rewriteAddress` for one address; anything but a one-line string is an error (Postfix: a lookup error defers). */
+  private rewrite(address: string, ctx: { where: 'mail' | 'rcpt' | 'header'; header?: string }): string {
+    const f = this.opts.rewriteAddress;
+    if (!f) return address;
+    const out = f(address, ctx);
+    if (out === undefined) return address;
+    if (typeof out !== 'string' || /[\r\n\0]/.test(out)) throw new Error(`rewriteAddress returned ${typeof out === 'string' ? 'a string with CR, LF or NUL' : typeof out} for ${address}`);
+    return out;
+  }
+
+  /** A content hook threw: 4.3.0 for the recipients still to try, and nothing of the message sent (REW-5). */
+  private hookFailed(hook: string, err: unknown): void {
+    const detail = `${hook} failed: ${err instanceof Error ? err.message : String(err)}`;
+    this.opts.onEvent({ type: 'warning', message: detail });
+    this.ledger.siteError(describe({ kind: 'local', reason: 'content-hook', detail }, undefined));
+  }
+
+  /**
+   * Flags R, O, D (DSN-5 .. DSN-7): the header lines put in front of the message for one
+   * transaction, in Postfix's order (Return-Path, X-Original-To, Delivered-To), each address
+   * after generic mapping and RFC 822 quoting (smtp_out_add_header).
+   */
+  private prefixFor(batch: number[]): Uint8Array | undefined {
+    const { flags } = this.opts;
+    if (!flags.returnPath && !flags.originalTo && !flags.deliveredTo) return undefined;
+    const lines: string[] = [];
+    const header = (name: string, address: string) => quote822(address === '' ? '' : this.rewrite(address, { where: 'header', header: name }));
+    if (flags.returnPath) lines.push(`Return-Path: <${header('Return-Path', this.env.from)}>`);
+    // O and D go with one recipient per transaction (the batches are of one).
+    const r = this.env.to[batch[0]!]!;
+    if (flags.originalTo) lines.push(`X-Original-To: ${header('X-Original-To', r.original ?? r.address)}`);
+    if (flags.deliveredTo) lines.push(`Delivered-To: ${header('Delivered-To', r.address)}`);
+    return new TextEncoder().encode(lines.map((l) => `${l}\r\n`).join(''));
   }
 
   /** A one-shot stream was sent once and cannot go to another server: 4.3.0 for those left. */
@@ -499,7 +591,9 @@ class Delivery {
       let firstOnConnection = true;
       while (queue.length > 0 && c.alive) {
         const batches: number[][] = [];
-        for (let i = 0; i < queue.length; i += opts.recipientLimit) batches.push(queue.slice(i, i + opts.recipientLimit));
+        // DSN-5/6: flags D and O go with one recipient per transaction (Postfix needs recipient limit 1).
+        const perTransaction = opts.flags.deliveredTo || opts.flags.originalTo ? 1 : opts.recipientLimit;
+        for (let i = 0; i < queue.length; i += perTransaction) batches.push(queue.slice(i, i + perTransaction));
         const tooMany: number[] = [];
         const runs = batches.map((batch, bi) => {
           let accepted = 0;
@@ -525,17 +619,31 @@ class Delivery {
               ...(stsTesting ? { tlsFailure: stsTesting } : how.stsFailure ? { tlsFailure: how.stsFailure } : {}),
             });
           };
+          let prefix: Uint8Array | undefined;
+          try {
+            prefix = this.prefixFor(batch);
+          } catch (err) {
+            // A rewrite that throws while the headers are made: 4.3.0, nothing sent (REW-5).
+            const detail = `rewriteAddress failed: ${err instanceof Error ? err.message : String(err)}`;
+            for (const index of batch) this.ledger.outcome(index, describe({ kind: 'local', reason: 'content-hook', detail }, undefined), { finalServer: true });
+            return Promise.resolve();
+          }
           const input: TransactionInput = {
-            sender: env.from,
+            sender: this.wire.from,
             recipients: batch.map((index) => {
               const r = env.to[index]!;
+              const address = this.wire.to[index]!;
+              // ORCPT is the recipient as given when generic mapping changed it (Postfix orig_addr).
+              const orcpt = r.orcpt ?? (address !== r.address ? `${/[^\x00-\x7f]/.test(r.address) ? 'utf-8' : 'rfc822'};${r.address}` : undefined);
               return {
                 index,
-                address: r.address,
+                address,
                 ...(r.notify !== undefined ? { notify: r.notify } : {}),
-                ...(r.orcpt !== undefined ? { orcpt: r.orcpt } : {}),
+                ...(orcpt !== undefined ? { orcpt } : {}),
               };
             }),
+            ...(prefix ? { prefix } : {}),
+            ...(this.utf8Headers ? { utf8Headers: true } : {}),
             content: source.kind === 'bytes' ? { kind: 'bytes', bytes: source.bytes } : { kind: 'stream' },
             ...(env.size !== undefined ? { size: env.size } : {}),
             ...(env.body !== undefined ? { body: env.body } : {}),
@@ -835,4 +943,13 @@ function checkDestinations(list: Destination[]): Destination[] {
     }
   }
   return list;
+}
+
+/** An address with its local part quoted as RFC 822 needs (Postfix quote_822_local); as given when it does not parse. */
+function quote822(address: string): string {
+  if (address === '') return '';
+  const p = parseMailbox(address, 'recipient');
+  if (!p.ok) return address;
+  const f = formatMailbox(p, true);
+  return f.ok ? f.text : address;
 }

@@ -96,6 +96,8 @@ export class Connection {
   private hard = false;
   private readonly active = new Map<number, ActiveTx>();
   private streaming = false;
+  /** Transactions whose body is due while another one is being written. */
+  private readonly contentQueue: number[] = [];
 
   constructor(
     socket: Socket,
@@ -342,8 +344,13 @@ export class Connection {
   private async streamContent(txId: number): Promise<void> {
     const entry = this.active.get(txId);
     const open = entry?.handlers.openContent;
-    if (!entry || !open || this.streaming) {
-      if (!open) {
+    if (this.streaming) {
+      // One body at a time: a pipelined transaction's body waits for the one being written.
+      this.contentQueue.push(txId);
+      return;
+    }
+    if (!entry || !open) {
+      if (entry && !open) {
         this.session.contentFailed('no message content to send');
         this.pump();
       }
@@ -354,13 +361,13 @@ export class Connection {
     let it: AsyncIterator<Uint8Array> | undefined;
     try {
       it = open();
-      while (!this.finished && this.session.bodyPending) {
+      while (!this.finished && this.session.bodyTransaction === txId) {
         if (!this.session.wantsContent || this.socket.writableNeedDrain) {
           await this.changed();
           continue;
         }
         const r = await it.next();
-        if (this.finished || !this.session.bodyPending) break;
+        if (this.finished || this.session.bodyTransaction !== txId) break;
         if (r.done) {
           this.session.contentEnd();
         } else {
@@ -382,6 +389,8 @@ export class Connection {
       } catch {
         /* ignored */
       }
+      const next = this.contentQueue.shift();
+      if (next !== undefined) void this.streamContent(next);
     }
   }
 

@@ -4,6 +4,7 @@
  * whole. A factory can be called again for the next server; a one-shot stream cannot.
  */
 import type { Envelope, MessageSource } from '../envelope.js';
+import { headerBlockEnd } from '../content/header-block.js';
 
 export type PreparedSource =
   | { kind: 'bytes'; bytes: Uint8Array }
@@ -81,4 +82,78 @@ function oneChunk(bytes: Uint8Array): AsyncIterator<Uint8Array> {
       return { done: false, value: bytes };
     },
   };
+}
+
+/**
+ * Read the header block of a message before it is sent (the flag D loop check and SMTPUTF8
+ * detection need it, as Postfix has the queue file): at most `limit` octets, up to the empty
+ * line. A stream keeps what was read and gives it back first when the message is sent.
+ */
+export async function peekHeader(source: PreparedSource, limit: number): Promise<{ source: PreparedSource; header: Uint8Array }> {
+  if (source.kind === 'bytes') {
+    const end = headerBlockEnd(source.bytes.subarray(0, limit));
+    return { source, header: source.bytes.subarray(0, end >= 0 ? end : Math.min(limit, source.bytes.length)) };
+  }
+  const it = source.open();
+  const read: Uint8Array[] = [];
+  let total = 0;
+  let done = false;
+  let header: Uint8Array = new Uint8Array(0);
+  try {
+    for (;;) {
+      const r = await it.next();
+      if (r.done) {
+        done = true;
+        break;
+      }
+      read.push(r.value);
+      total += r.value.length;
+      const all = concat(read, total);
+      const end = headerBlockEnd(all.subarray(0, limit));
+      if (end >= 0 || total >= limit) {
+        header = all.subarray(0, end >= 0 ? end : limit);
+        break;
+      }
+      header = all;
+    }
+  } catch (err) {
+    await it.return?.().catch(() => undefined);
+    throw err;
+  }
+  let first = true;
+  const peeked: PreparedSource = {
+    kind: 'stream',
+    reopenable: source.reopenable,
+    open: () => {
+      if (!first) return source.open();
+      first = false;
+      return replay(read, done ? undefined : it);
+    },
+  };
+  return { source: peeked, header };
+}
+
+function concat(parts: Uint8Array[], total: number): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+async function* replay(read: Uint8Array[], rest: AsyncIterator<Uint8Array> | undefined): AsyncGenerator<Uint8Array> {
+  try {
+    for (const chunk of read) yield chunk;
+    if (!rest) return;
+    for (;;) {
+      const r = await rest.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  } finally {
+    await rest?.return?.();
+  }
 }

@@ -126,6 +126,13 @@ export interface TransactionInput {
    * in two commands (NAME ADDR PORT, then PROTO HELO IDENT SOURCE), each attribute only when
    * the server announces it. A non-2xx reply is only a warning (Postfix).
    */
+  /**
+   * Header lines put in front of the message (flags R, O, D: Return-Path, X-Original-To,
+   * Delivered-To), formatted with CRLF. They count toward SIZE (REW-7).
+   */
+  prefix?: Uint8Array;
+  /** The caller found UTF-8 in the message headers (PROTO-12): SMTPUTF8 is needed as for a UTF-8 address. */
+  utf8Headers?: boolean;
   xforward?: { name?: string; addr?: string; port?: string | number; proto?: string; helo?: string; ident?: string; domain?: 'LOCAL' | 'REMOTE' };
 }
 
@@ -482,13 +489,18 @@ export class ClientSession {
   content(chunk: Uint8Array): void {
     const tx = this.bodyTx();
     if (!tx || tx.contentDone || !tx.encoder) return;
-    const encoded = tx.encoder.write(chunk);
+    this.feed(tx, chunk, true);
+  }
+
+  /** Encode a piece of a streamed body: into the BDAT chunk, or straight out after DATA. */
+  private feed(tx: Transaction, chunk: Uint8Array, pump: boolean): void {
+    const encoded = tx.encoder!.write(chunk);
     if (tx.useBdat) {
       if (encoded.length > 0) {
         tx.chunk.push(encoded);
         tx.chunkBytes += encoded.length;
       }
-      this.pump();
+      if (pump) this.pump();
     } else if (encoded.length > 0) {
       this.out.push(encoded);
     }
@@ -562,6 +574,11 @@ export class ClientSession {
   /** True while a streamed body is still open (more content, or `contentEnd()`, is due). */
   get bodyPending(): boolean {
     return this.bodyTx() !== undefined;
+  }
+
+  /** The transaction whose streamed body is open (the one `content()` feeds), if any. */
+  get bodyTransaction(): number | undefined {
+    return this.bodyTx()?.id;
   }
 
   /** True once the conversation is over. */
@@ -901,11 +918,13 @@ export class ClientSession {
     };
     this.txs.push(tx);
 
-    // RFC 6531: SMTPUTF8 is needed when asked for (or 'auto') and an address really is UTF-8.
-    const utf8 = [input.sender, ...input.recipients.map((r) => r.address)].some((a) => {
-      const p = parseMailbox(a, a === input.sender ? 'sender' : 'recipient');
-      return p.ok && p.utf8;
-    });
+    // RFC 6531: SMTPUTF8 is needed when asked for (or 'auto') and an address or a header really is UTF-8.
+    const utf8 =
+      input.utf8Headers === true ||
+      [input.sender, ...input.recipients.map((r) => r.address)].some((a) => {
+        const p = parseMailbox(a, a === input.sender ? 'sender' : 'recipient');
+        return p.ok && p.utf8;
+      });
     // Postfix: SMTPUTF8 goes on MAIL when the sender asked for it and the server has it; when
     // the server lacks it, delivery fails (5.6.7) only if UTF-8 is really present.
     const requested = input.smtputf8 === true || ((input.smtputf8 ?? 'auto') === 'auto' && utf8);
@@ -932,10 +951,12 @@ export class ClientSession {
       return this.endLocally(tx);
     }
 
-    let size = input.size;
+    // REW-7: the added header lines count toward a declared size.
+    let size = input.size !== undefined && input.prefix ? input.size + input.prefix.length : input.size;
     let body = input.body;
     if (input.content.kind === 'bytes') {
-      const encoded = encodeContent(input.content.bytes, { lineLengthLimit: this.config.lineLengthLimit, dotStuff: tx.dotStuff });
+      const raw = input.prefix && input.prefix.length > 0 ? concatBytes(input.prefix, input.content.bytes) : input.content.bytes;
+      const encoded = encodeContent(raw, { lineLengthLimit: this.config.lineLengthLimit, dotStuff: tx.dotStuff });
       tx.prepared = encoded.bytes;
       // RFC 1870 §3: the size of the message as sent, without dot-stuffing.
       size = encoded.size;
@@ -1006,10 +1027,10 @@ export class ClientSession {
     if (this.phase === 'done') return;
     if (this.phase === 'ready') {
       for (let guard = 0; guard < 10_000; guard++) {
-        const progressed = this.pumpTransactions() || this.maybeStartTransaction();
+        // A retired transaction can let the next queued one start (without transaction pipelining).
+        const progressed = this.pumpTransactions() || this.maybeStartTransaction() || this.retireTransactions();
         if (!progressed) break;
       }
-      this.retireTransactions();
       if (this.phase === 'ready' && this.txs.length === 0 && this.queue.length === 0) {
         if (this.config.quitAfterTransaction && this.transactionsDone > 0) this.quitWanted = true;
         if (this.quitWanted) {
@@ -1135,11 +1156,13 @@ export class ClientSession {
   }
 
   /** Transactions whose every reply is in and every recipient marked are done (in order). */
-  private retireTransactions(): void {
+  /** Drop the finished transactions at the head; true when any was dropped. */
+  private retireTransactions(): boolean {
+    let retired = false;
     while (this.txs.length > 0) {
       const tx = this.txs[0]!;
-      if (!(tx.step === 'after-body' || tx.step === 'end')) return;
-      if (this.pending.some((p) => p.tx === tx)) return;
+      if (!(tx.step === 'after-body' || tx.step === 'end')) return retired;
+      if (this.pending.some((p) => p.tx === tx)) return retired;
       // Without PIPELINING, the next command (QUIT, the next transaction) waits for RSET's reply.
       for (let pos = 0; pos < tx.rcpts.length; pos++) {
         if (tx.rcpts[pos]!.state !== 'marked') {
@@ -1150,7 +1173,9 @@ export class ClientSession {
       this.txs.shift();
       this.transactionsDone++;
       this.events.push({ type: 'transactionDone', tx: tx.id });
+      retired = true;
     }
+    return retired;
   }
 
   private mustAbort(tx: Transaction): boolean {
@@ -1182,6 +1207,7 @@ export class ClientSession {
       return;
     }
     tx.encoder = new ContentEncoder({ lineLengthLimit: this.config.lineLengthLimit, dotStuff: tx.dotStuff });
+    if (tx.input.prefix && tx.input.prefix.length > 0) this.feed(tx, tx.input.prefix, false);
     this.events.push({ type: 'needContent', tx: tx.id });
   }
 
@@ -1344,5 +1370,12 @@ function xforwardLines(x: NonNullable<TransactionInput['xforward']>, announced: 
     }
     if (parts.length > 0) out.push({ line: `XFORWARD ${parts.join(' ')}`, kind: group.kind });
   }
+  return out;
+}
+
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
   return out;
 }

@@ -37,7 +37,10 @@ export type LocalReason =
   | 'message-source' // 4.3.0: the message could not be read
   | 'protocol' // 5.5.0: the server broke the protocol (e.g. an endless reply)
   | 'sasl' // 4.7.0: SASL client-side problem (no usable mechanism, bad challenge, too many steps)
-  | 'aborted'; // 4.4.7: the caller aborted (options.signal)
+  | 'aborted' // 4.4.7: the caller aborted (options.signal)
+  | 'forwarding-loop' // 5.4.6: flag D, the recipient is already in a Delivered-To header
+  | 'mime' // 5.6.0: the MIME structure cannot be converted for a server without 8BITMIME
+  | 'content-hook'; // 4.3.0: an address rewrite or a header/body check threw
 
 export type Why =
   /** End-of-data 2xx: accepted (SMTP: one reply for all; LMTP: the recipient's own). */

@@ -53,6 +53,9 @@ const LOCAL: Record<LocalReason, { status: string; withServer?: boolean; softNon
   protocol: { status: '5.5.0' },
   sasl: { status: '4.7.0', withServer: true },
   aborted: { status: '4.4.7' },
+  'forwarding-loop': { status: '5.4.6' },
+  mime: { status: '5.6.0' },
+  'content-hook': { status: '4.3.0' },
 };
 
 export function serverLabel(s: ServerIdentity): string {

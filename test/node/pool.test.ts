@@ -1,4 +1,5 @@
 /** The connection pool against the test server (POOL-*; POSTFIX-BEHAVIOR.md §1.5). */
+import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deliver, Pool, type DeliveryEvent, type DeliverOptions } from '../../src/index.js';
 import { TestServer, testCertificate, type TestServerOptions } from '../../src/testing/index.js';
@@ -143,6 +144,19 @@ describe('recipientLimit and 452 4.5.3 (POOL-13, RFC 5321 §4.5.3.1.10)', () => 
     expect(r.recipients.every((x) => x.action === 'relayed')).toBe(true);
     expect(s.sessions).toHaveLength(1);
     expect(s.transactions.map((t) => t.accepted.length)).toEqual([50, 50, 20]);
+  });
+
+  it('a streamed message in several transactions on one connection: every transaction gets the whole message, with and without transaction pipelining', async () => {
+    const s = await start();
+    const m = 'From: a@client.test\r\nSubject: streamed\r\n\r\n' + 'line of the body\r\n'.repeat(2000);
+    for (const transactionPipelining of [true, false]) {
+      s.reset();
+      const chunks = () => Readable.from(Array.from({ length: 8 }, (_, i) => Buffer.from(m.slice((i * m.length) / 8, ((i + 1) * m.length) / 8))));
+      const r = await deliver({ from: 'a@x.test', to: ['a@t.test', 'b@t.test', 'c@t.test'], message: chunks }, s.destination, { ...base, recipientLimit: 1, transactionPipelining });
+      expect(r.recipients.map((x) => x.action)).toEqual(['relayed', 'relayed', 'relayed']);
+      expect(s.sessions).toHaveLength(1);
+      expect(s.transactions.map((t) => t.data?.toString())).toEqual([m, m, m]);
+    }
   });
 
   it('a server that takes 30 per transaction: the 452 4.5.3 recipients go in further transactions', async () => {

@@ -1,0 +1,146 @@
+/** Content and envelope features of deliver(): flags D/O/R, SMTPUTF8 detection, rewriteAddress, XFORWARD, deliveryStatusFilter. */
+import { Readable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { deliver, type DeliveryEvent, type DeliverOptions } from '../../src/index.js';
+import { TestServer, type TestServerOptions } from '../../src/testing/index.js';
+
+const servers: TestServer[] = [];
+async function start(o: TestServerOptions = {}): Promise<TestServer> {
+  const s = await TestServer.start(o);
+  servers.push(s);
+  return s;
+}
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+const base: DeliverOptions = { tls: { level: 'none' }, heloName: 'client.test' };
+const message = 'From: a@client.test\r\nSubject: hi\r\n\r\nhello\r\n';
+const asStream = (text: string) => () => Readable.from([Buffer.from(text.slice(0, 7)), Buffer.from(text.slice(7))]);
+
+describe('flags D, O, R (DSN-5 .. DSN-7)', () => {
+  for (const kind of ['bytes', 'stream'] as const) {
+    it(`${kind}: Return-Path, X-Original-To, Delivered-To in front, one transaction per recipient, SIZE counts them`, async () => {
+      const s = await start({ extensions: { size: 10_240_000 } });
+      const r = await deliver(
+        { from: 'sender@client.test', to: [{ address: 'a@t.test', original: 'alias@t.test' }, 'b@t.test'], message: kind === 'bytes' ? message : asStream(message), ...(kind === 'stream' ? { size: message.length } : {}) },
+        s.destination,
+        { ...base, flags: { deliveredTo: true, originalTo: true, returnPath: true } },
+      );
+      expect(r.recipients.map((x) => x.action)).toEqual(['relayed', 'relayed']);
+      const t = s.transactions.filter((x) => x.complete);
+      expect(t.map((x) => x.accepted)).toEqual([['a@t.test'], ['b@t.test']]);
+      expect(t[0]!.data!.toString()).toBe(`Return-Path: <sender@client.test>\r\nX-Original-To: alias@t.test\r\nDelivered-To: a@t.test\r\n${message}`);
+      expect(t[1]!.data!.toString()).toBe(`Return-Path: <sender@client.test>\r\nX-Original-To: b@t.test\r\nDelivered-To: b@t.test\r\n${message}`);
+      const size = Number(/SIZE=(\d+)/.exec(t[0]!.mailParams.join(' '))![1]);
+      expect(size).toBe(t[0]!.size);
+    });
+
+    it(`${kind}: a recipient already in Delivered-To fails 5.4.6 before any connection; the others go`, async () => {
+      const s = await start();
+      const looped = `Delivered-To: B@T.test\r\nDelivered-To: other@t.test\r\n${message}`;
+      const r = await deliver({ from: 'sender@client.test', to: ['a@t.test', 'b@t.test'], message: kind === 'bytes' ? looped : asStream(looped) }, s.destination, { ...base, flags: { deliveredTo: true } });
+      expect(r.recipients.map((x) => [x.action, x.status])).toEqual([
+        ['relayed', '2.0.0'],
+        ['failed', '5.4.6'],
+      ]);
+      expect(r.recipients[1]!.reason).toBe('mail forwarding loop for b@t.test');
+      expect(r.recipients[1]!.remoteMta).toBeUndefined();
+      expect(s.transactions.flatMap((x) => x.accepted)).toEqual(['a@t.test']);
+    });
+  }
+
+  it('Return-Path of the null sender is <>; the loop check is off without flag D', async () => {
+    const s = await start();
+    const r = await deliver({ from: '', to: ['b@t.test'], message: `Delivered-To: b@t.test\r\n${message}` }, s.destination, { ...base, flags: { returnPath: true } });
+    expect(r.recipients[0]!.action).toBe('relayed');
+    expect(s.transactions[0]!.data!.toString().startsWith('Return-Path: <>\r\nDelivered-To: b@t.test\r\n')).toBe(true);
+  });
+});
+
+describe('SMTPUTF8 from the headers (PROTO-12)', () => {
+  const utf8Header = 'From: a@client.test\r\nSubject: héllo wörld\r\n\r\nbody\r\n';
+  for (const kind of ['bytes', 'stream'] as const) {
+    it(`${kind}: a UTF-8 header asks for SMTPUTF8; a server without it gives 5.6.7 failed at the last server`, async () => {
+      const yes = await start();
+      const r1 = await deliver({ from: 'a@client.test', to: ['b@t.test'], message: kind === 'bytes' ? utf8Header : asStream(utf8Header) }, yes.destination, base);
+      expect(r1.recipients[0]!.action).toBe('relayed');
+      expect(yes.transactions[0]!.mailParams).toContain('SMTPUTF8');
+      const no = await start({ extensions: { smtputf8: false } });
+      const r2 = await deliver({ from: 'a@client.test', to: ['b@t.test'], message: kind === 'bytes' ? utf8Header : asStream(utf8Header) }, no.destination, base);
+      expect(r2.recipients[0]).toMatchObject({ action: 'failed', status: '5.6.7' });
+      expect(no.transactions).toHaveLength(0);
+    });
+  }
+
+  it('8-bit headers that are not UTF-8 do not ask for it; smtputf8: false never does', async () => {
+    const s = await start({ extensions: { smtputf8: false } });
+    const latin1 = Buffer.concat([Buffer.from('Subject: h'), Buffer.from([0xe9]), Buffer.from('llo\r\n\r\nbody\r\n')]);
+    const r = await deliver({ from: 'a@client.test', to: ['b@t.test'], message: latin1 }, s.destination, base);
+    expect(r.recipients[0]!.action).toBe('relayed');
+    const r2 = await deliver({ from: 'a@client.test', to: ['b@t.test'], message: 'Subject: héllo\r\n\r\nx\r\n', smtputf8: false }, s.destination, base);
+    expect(r2.recipients[0]!.action).toBe('relayed');
+  });
+});
+
+describe('rewriteAddress (smtp_generic_maps, REW-1)', () => {
+  it('rewrites MAIL, RCPT and the flag headers; results keep the address as given; ORCPT is the original', async () => {
+    const s = await start();
+    const seen: string[] = [];
+    const r = await deliver({ from: 'user@host.local', to: ['bob@host.local'], message }, s.destination, {
+      ...base,
+      flags: { deliveredTo: true },
+      rewriteAddress: (a, ctx) => {
+        seen.push(`${ctx.where}${ctx.header ? `:${ctx.header}` : ''}`);
+        return a.endsWith('@host.local') ? a.replace('@host.local', '@example.com') : undefined;
+      },
+    });
+    expect(r.recipients[0]).toMatchObject({ recipient: 'bob@host.local', action: 'relayed' });
+    const t = s.transactions[0]!;
+    expect(t.mailFrom).toBe('user@example.com');
+    expect(t.rcpts[0]!.address).toBe('bob@example.com');
+    expect(t.rcpts[0]!.params).toContain('ORCPT=rfc822;bob@host.local');
+    expect(t.data!.toString().startsWith('Delivered-To: bob@example.com\r\n')).toBe(true);
+    expect(seen).toEqual(['mail', 'rcpt', 'header:Delivered-To']);
+  });
+
+  it('a rewrite that throws defers everyone with 4.3.0 and connects to nothing', async () => {
+    const s = await start();
+    const r = await deliver({ from: 'a@x.test', to: ['b@t.test', 'c@t.test'], message }, s.destination, {
+      ...base,
+      rewriteAddress: () => {
+        throw new Error('map unavailable');
+      },
+    });
+    expect(r.recipients.map((x) => [x.action, x.status])).toEqual([
+      ['delayed', '4.3.0'],
+      ['delayed', '4.3.0'],
+    ]);
+    expect(r.recipients[0]!.reason).toMatch(/rewriteAddress failed: map unavailable/);
+    expect(s.sessions).toHaveLength(0);
+  });
+});
+
+describe('XFORWARD and deliveryStatusFilter through deliver()', () => {
+  it('XFORWARD attributes the server announces reach it before MAIL', async () => {
+    const s = await start({ extensions: { xforward: ['NAME', 'ADDR', 'HELO'] } });
+    const r = await deliver({ from: 'a@x.test', to: ['b@t.test'], message }, s.destination, { ...base, xforward: { name: 'orig.example', addr: '192.0.2.7', helo: 'orig', proto: 'ESMTP' } });
+    expect(r.recipients[0]!.action).toBe('relayed');
+    expect(s.transactions[0]!.xforward).toEqual({ NAME: 'orig.example', ADDR: '192.0.2.7', HELO: 'orig' });
+  });
+
+  it('deliveryStatusFilter turns a TLS deferral into a bounce; a class change on success is ignored with a warning', async () => {
+    const s = await start({ extensions: { starttls: false } });
+    const events: DeliveryEvent[] = [];
+    const r = await deliver({ from: 'a@x.test', to: ['b@t.test'], message }, s.destination, {
+      ...base,
+      tls: { level: 'encrypt' },
+      deliveryStatusFilter: ({ status, text }) => (status.startsWith('4.7.') ? { status: '5.7.4', text } : undefined),
+    });
+    expect(r.recipients[0]).toMatchObject({ action: 'failed', status: '5.7.4' });
+    const ok = await start();
+    const r2 = await deliver({ from: 'a@x.test', to: ['b@t.test'], message }, ok.destination, { ...base, deliveryStatusFilter: () => ({ status: '5.0.0', text: 'no' }), onEvent: (e) => events.push(e) });
+    expect(r2.recipients[0]).toMatchObject({ action: 'relayed', status: '2.0.0' });
+    expect(events.some((e) => e.type === 'warning' && /deliveryStatusFilter result ignored/.test(e.message))).toBe(true);
+  });
+});
