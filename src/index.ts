@@ -57,5 +57,8 @@ export { MemoryTlsSessionStore, type TlsSessionStore, type TlsSessionEntry } fro
 export type { TlsResultType } from './protocol/why.js';
 
 // results
-export { RecipientLedger, type OutcomeContext, type LedgerOptions } from './results/ledger.js';
+export { RecipientLedger, type OutcomeContext, type LedgerOptions, type DeliveryStatusFilter } from './results/ledger.js';
+export { toDsnFields, renderDsnFields, type DsnRecipientFields, type DsnFieldsContext } from './results/dsn-fields.js';
+export { buildDsn, type DsnOptions, type BuiltDsn } from './results/dsn-report.js';
+export type { CheckAction, HeaderCheck, HeaderLine, HeaderPart, BodyCheck, BodyLine, RewriteAddress, DeliveryFlags, Xforward } from './content/hooks.js';
 export { describe as describeOutcome, type Described, type DescribeOptions, type ServerIdentity } from './results/describe.js';
