@@ -5,7 +5,8 @@
  * MIME_OPT_DOWNGRADE | MIME_OPT_REPORT_NESTING, set up in smtp/smtp_proto.c:smtp_loop):
  *
  * - input is cut into records like a Postfix queue file: one per line (CRLF or bare LF; a bare
- *   CR is data), a line longer than RECORD_LIMIT octets in several pieces. Output lines end
+ *   CR is data), a line longer than a record (2048 octets, Postfix `line_length_limit`) in
+ *   pieces that only the boundary test can tell apart. Output lines end
  *   in CRLF; a last line without a line end gets one; empty input gives empty output;
  * - header blocks (primary, after each `--boundary`, at the start of message/rfc822 and
  *   message/global) are read one header at a time, continuation lines included, to find
@@ -33,8 +34,9 @@
  * - message/partial, message/external-body and unknown message/* subtypes declared 8bit or
  *   binary (and a message/rfc822 whose headers are not ended by an empty line): Postfix
  *   encodes the body quoted-printable but labels it 7bit, which no reader can undo; mailwire
- *   labels it quoted-printable. (RFC 2046 §5.2 allows only 7bit there, so no
- *   valid 7-bit form exists; this one at least decodes back to the original.)
+ *   labels it quoted-printable. (RFC 2046 §5.2.2-§5.2.4 forbid 8bit/binary for partial and
+ *   external-body and any encoding for other message/* subtypes, so no valid 7-bit form
+ *   exists; this one at least decodes back to the original.)
  * - a boundary line longer than a record (2048 octets, Postfix `line_length_limit`): Postfix
  *   takes the rest of the line for the first line of the part's headers and so misses them;
  *   mailwire keeps it on the boundary line. Records are also made long enough to hold `--`
@@ -51,7 +53,7 @@
  * `Content-Transfer-Encoding: quoted-printable` end the header block, and the body is encoded.
  * Postfix sends such a body unchanged, 8-bit, to the 7-bit server.
  *
- * Memory: one record (RECORD_LIMIT octets), one header (headerSizeLimit plus one record), one
+ * Memory: one record, one header (headerSizeLimit plus one record), one
  * encoded line, and the boundary stack; never the message.
  */
 import { MailwireError } from '../errors.js';
@@ -160,7 +162,11 @@ export class MimeDowngrade {
     this.pending = new Uint8Array(this.recordLimit);
   }
 
-  /** True once the output differs from the input other than in line ends. */
+  /**
+   * True once the output differs from the input in more than line ends (LF becoming CRLF, a
+   * line end added to the last line do not count): a label replaced or added, a body encoded,
+   * `name :` rewritten, an empty line added after the primary headers.
+   */
   get changed(): boolean {
     return this.changedFlag;
   }
