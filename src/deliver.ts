@@ -644,6 +644,16 @@ class Delivery {
             }),
             ...(prefix ? { prefix } : {}),
             ...(this.utf8Headers ? { utf8Headers: true } : {}),
+            mime: { outputConversion: opts.mimeOutputConversion, boundaryLengthLimit: opts.mimeBoundaryLengthLimit, nestingLimit: opts.mimeNestingLimit, headerSizeLimit: opts.headerSizeLimit },
+            ...(opts.headerCheck || opts.bodyCheck || opts.rewriteAddress
+              ? {
+                  hooks: {
+                    ...(opts.headerCheck ? { headerCheck: opts.headerCheck } : {}),
+                    ...(opts.bodyCheck ? { bodyCheck: opts.bodyCheck } : {}),
+                    ...(opts.rewriteAddress ? { rewriteAddress: opts.rewriteAddress } : {}),
+                  },
+                }
+              : {}),
             content: source.kind === 'bytes' ? { kind: 'bytes', bytes: source.bytes } : { kind: 'stream' },
             ...(env.size !== undefined ? { size: env.size } : {}),
             ...(env.body !== undefined ? { body: env.body } : {}),

@@ -18,4 +18,9 @@ export type DeliveryEvent =
   | { type: 'content'; bytes: number }
   | { type: 'tls'; version: string; cipher: string; verified: boolean; level: string }
   | { type: 'recipient'; index: number; recipient: string; action: string; status: string; reason: string }
-  | { type: 'closed'; host: string; address: string };
+  | { type: 'closed'; host: string; address: string }
+  /**
+   * A content hook acted on the message (REW-5: hook actions become events): `info`, `warn`,
+   * `strip`, `ignore`, `prepend`, `replace`, or an address `rewrite`, with the line it applied to.
+   */
+  | { type: 'content-check'; hook: 'headerCheck' | 'bodyCheck' | 'rewriteAddress'; action: string; part: 'primary' | 'mime' | 'nested'; line: string; text?: string };

@@ -1,8 +1,18 @@
 /**
- * 8BITMIME downgrade: streaming MIME output conversion to 7 bit, for a server without 8BITMIME
- * (PROTO-10, PROTO-11; Postfix `disable_mime_output_conversion = no`). This is Postfix's MIME
- * state machine as smtp(8) runs it when it downgrades (global/mime_state.c with
- * MIME_OPT_DOWNGRADE | MIME_OPT_REPORT_NESTING, set up in smtp/smtp_proto.c:smtp_loop):
+ * Postfix's MIME state machine as smtp(8) runs it (global/mime_state.c, set up in
+ * smtp/smtp_proto.c:smtp_loop): one streaming pass over the message that can do two things.
+ *
+ * Content hooks (REW-1 .. REW-6), when given: `headerCheck` for every header (ctx.part says
+ * primary, MIME part or nested message: smtp_header_checks, smtp_mime_header_checks,
+ * smtp_nested_header_checks), then `rewriteAddress` for the addresses of the primary sender
+ * and recipient headers (smtp_generic_maps, smtp_header_rewrite), and `bodyCheck` for every
+ * body record (smtp_body_checks). The MIME structure is always read from the original
+ * headers. Unlike Postfix, body checks see the line before any quoted-printable encoding.
+ * A hook that throws, or returns an action the SMTP client does not allow, stops the pass
+ * with ContentHookError (the caller defers, 4.3.0); nothing more is written.
+ *
+ * 8BITMIME downgrade, with `downgrade` (PROTO-10, PROTO-11; Postfix
+ * `disable_mime_output_conversion = no`; MIME_OPT_DOWNGRADE | MIME_OPT_REPORT_NESTING):
  *
  * - input is cut into records like a Postfix queue file: one per line (CRLF or bare LF; a bare
  *   CR is data), a line longer than a record (2048 octets, Postfix `line_length_limit`) in
@@ -57,9 +67,45 @@
  * encoded line, and the boundary stack; never the message.
  */
 import { MailwireError } from '../errors.js';
+import { CHECK_ACTIONS, type BodyCheck, type CheckAction, type HeaderCheck, type HeaderPart, type RewriteAddress } from './hooks.js';
+import { ADDRESS_HEADERS, rewriteAddressList } from './address-header.js';
+import { headerNameLength } from './header-block.js';
 import { ByteSink } from './byte-sink.js';
 import { RFC822_SPECIALS, RFC2045_TSPECIALS, headerTokens, tokenIs } from './header-token.js';
 import { QuotedPrintableEncoder } from './quoted-printable.js';
+
+/** A content check's action worth reporting (info, warn, strip, and every change). */
+export interface CheckReport {
+  hook: 'headerCheck' | 'bodyCheck' | 'rewriteAddress';
+  action: CheckAction['action'] | 'rewrite';
+  part: HeaderPart;
+  /** The header or body line the action applied to (UTF-8, bad bytes U+FFFD; at most 200 characters). */
+  line: string;
+  text?: string;
+}
+
+export interface MimeStateOptions extends MimeDowngradeOptions {
+  /** Convert 8-bit MIME to 7 bit (see the file header). Default false. */
+  downgrade?: boolean;
+  headerCheck?: HeaderCheck;
+  bodyCheck?: BodyCheck;
+  /** smtp_generic_maps for the addresses of the primary sender and recipient headers. */
+  rewriteAddress?: RewriteAddress;
+  /** Called for each action worth reporting. */
+  onCheck?: (report: CheckReport) => void;
+}
+
+/** A content hook threw or misbehaved: the message must not go (REW-5: defer, 4.3.0). */
+export class ContentHookError extends Error {
+  readonly status = '4.3.0';
+  constructor(
+    readonly hook: 'headerCheck' | 'bodyCheck' | 'rewriteAddress',
+    readonly detail: string,
+  ) {
+    super(`${hook} failed: ${detail}`);
+    this.name = 'ContentHookError';
+  }
+}
 
 export interface MimeDowngradeOptions {
   /** Postfix `mime_boundary_length_limit` (2048): boundaries are compared on this many characters. */
@@ -119,7 +165,11 @@ const TAB = 0x09;
 const DASH = 0x2d;
 const CRLF = Uint8Array.of(CR, LF);
 
-export class MimeDowngrade {
+export class MimeState {
+  private readonly downgrade: boolean;
+  private readonly hooks: Pick<MimeStateOptions, 'headerCheck' | 'bodyCheck' | 'rewriteAddress' | 'onCheck'>;
+  /** The part whose body is being read (for bodyCheck). */
+  private bodyPart: HeaderPart = 'primary';
   private readonly boundaryLengthLimit: number;
   private readonly nestingLimit: number;
   private readonly headerSizeLimit: number;
@@ -150,10 +200,12 @@ export class MimeDowngrade {
 
   private started = false;
   private changedFlag = false;
-  private failed: MimeConversionError | null = null;
+  private failed: MimeConversionError | ContentHookError | null = null;
   private ended = false;
 
-  constructor(options: MimeDowngradeOptions = {}) {
+  constructor(options: MimeStateOptions = {}) {
+    this.downgrade = options.downgrade ?? false;
+    this.hooks = { headerCheck: options.headerCheck, bodyCheck: options.bodyCheck, rewriteAddress: options.rewriteAddress, onCheck: options.onCheck };
     this.boundaryLengthLimit = positive(options.boundaryLengthLimit, 2048, 'boundaryLengthLimit');
     this.nestingLimit = positive(options.nestingLimit, 100, 'nestingLimit');
     this.headerSizeLimit = positive(options.headerSizeLimit, 102400, 'headerSizeLimit');
@@ -208,7 +260,7 @@ export class MimeDowngrade {
   }
 
   private fail(err: unknown): never {
-    if (err instanceof MimeConversionError) this.failed = err;
+    if (err instanceof MimeConversionError || err instanceof ContentHookError) this.failed = err;
     throw err;
   }
 
@@ -349,14 +401,127 @@ export class MimeDowngrade {
       this.sawMimeHeader = true;
     }
     // The 8bit/binary label goes; the right one is written at the end of the header block.
-    if (name === 'content-transfer-encoding' && this.domain !== '7bit') {
+    if (this.downgrade && name === 'content-transfer-encoding' && this.domain !== '7bit') {
+      this.changedFlag = true;
+      this.headerMode = 'drop';
+      return;
+    }
+    const out = this.hooks.headerCheck || this.hooks.rewriteAddress ? this.headerHooks(text, name) : text;
+    if (out === undefined) {
       this.changedFlag = true;
       this.headerMode = 'drop';
       return;
     }
     this.headerMode = 'pass';
-    this.headerLines(text);
+    this.headerLines(out);
     if (lineEnd) this.out.write(CRLF);
+  }
+
+  private get headerPart(): HeaderPart {
+    return this.state === 'multipart' ? 'mime' : this.state === 'nested' ? 'nested' : 'primary';
+  }
+
+  /**
+   * headerCheck, then rewriteAddress for primary address headers (Postfix smtp_header_rewrite).
+   * Returns the header to write (latin1, LF at folds; a prepended header comes first), or
+   * undefined to drop it.
+   */
+  private headerHooks(text: string, name: string): string | undefined {
+    const part = this.headerPart;
+    let prepend = '';
+    if (this.hooks.headerCheck) {
+      const raw = bytesOf(text.replace(/\n/g, '\r\n'));
+      const colon = text.indexOf(':');
+      const value = utf8(bytesOf(text.slice(colon + 1).replace(/\n(?=[ \t])/g, '')));
+      const header = { name: text.slice(0, colon), value, raw };
+      let r: CheckAction | undefined;
+      try {
+        r = this.hooks.headerCheck(header, { part });
+      } catch (err) {
+        throw new ContentHookError('headerCheck', err instanceof Error ? err.message : String(err));
+      }
+      const d = this.action('headerCheck', r, part, utf8(raw), true);
+      if (d.drop) return undefined;
+      if (d.prepend !== undefined) prepend = `${d.prepend}\n`;
+      if (d.replace !== undefined) text = d.replace;
+    }
+    const rewrite = this.hooks.rewriteAddress;
+    if (rewrite && part === 'primary' && ADDRESS_HEADERS.has(name)) {
+      const colon = text.indexOf(':');
+      const value = utf8Strict(bytesOf(text.slice(colon + 1)));
+      if (value !== undefined) {
+        const header = text.slice(0, colon);
+        let next: string | undefined;
+        try {
+          next = rewriteAddressList(value, (address) => {
+            const r = rewrite(address, { where: 'header', header });
+            if (r !== undefined && (typeof r !== 'string' || /[\r\n\0]/.test(r))) throw new Error(`rewriteAddress returned a bad address for ${address}`);
+            return r;
+          });
+        } catch (err) {
+          throw new ContentHookError('rewriteAddress', err instanceof Error ? err.message : String(err));
+        }
+        if (next !== undefined) {
+          this.report({ hook: 'rewriteAddress', action: 'rewrite', part, line: `${header}:${value}`, text: `${header}:${next}` });
+          text = `${header}:${latin1(new TextEncoder().encode(next))}`;
+        }
+      }
+    }
+    if (prepend !== '' || text !== this.header) this.changedFlag = true;
+    return prepend + text;
+  }
+
+  /**
+   * What a check's action means: drop the line, put one before it, replace it. Actions the
+   * SMTP client does not allow are errors; a PREPEND or REPLACE text that is not one line
+   * (or, for a header, not a header) is ignored with a warning, as Postfix does.
+   */
+  private action(
+    hook: 'headerCheck' | 'bodyCheck',
+    r: CheckAction | undefined,
+    part: HeaderPart,
+    line: string,
+    header: boolean,
+  ): { drop?: true; prepend?: string; replace?: string } {
+    if (r === undefined || r === null) return {};
+    const action = typeof r === 'object' ? (r as { action?: unknown }).action : undefined;
+    if (typeof action !== 'string' || !CHECK_ACTIONS.has(action)) {
+      throw new ContentHookError(hook, `returned an action the SMTP client does not allow: ${JSON.stringify(action ?? r)} (dunno, ignore, info, prepend, replace, strip, warn)`);
+    }
+    const text = (r as { text?: unknown }).text;
+    const shown = line.length > 200 ? `${line.slice(0, 200)}…` : line;
+    const report = (extra?: string) => this.report({ hook, action: action as CheckAction['action'], part, line: shown, ...(extra !== undefined ? { text: extra } : {}) });
+    switch (action) {
+      case 'dunno':
+        return {};
+      case 'ignore':
+        report();
+        return { drop: true };
+      case 'strip':
+      case 'info':
+      case 'warn':
+        report(typeof text === 'string' ? text : undefined);
+        return action === 'strip' ? { drop: true } : {};
+      default: {
+        // prepend, replace
+        const ok = typeof text === 'string' && text !== '' && !/[\r\n\0]/.test(text) && (!header || headerNameLength(new TextEncoder().encode(text)) > 0);
+        if (!ok) {
+          this.report({ hook, action: 'warn', part, line: shown, text: `${action.toUpperCase()} ignored: the text must be one line${header ? ' in header form (Name: value)' : ''}` });
+          return {};
+        }
+        report(text);
+        const bytes = latin1(new TextEncoder().encode(text as string));
+        return action === 'prepend' ? { prepend: bytes } : { replace: bytes };
+      }
+    }
+  }
+
+  private report(r: CheckReport): void {
+    try {
+      this.hooks.onCheck?.(r);
+    } catch {
+      /* a listener never breaks the message */
+    }
   }
 
   /** Header text with LF at each fold, written with CRLF between its lines. */
@@ -438,7 +603,8 @@ export class MimeDowngrade {
 
   /** A record that is not a header ends the header block; `null` at the end of input. */
   private endOfHeaders(rec: Uint8Array | null): void {
-    if (this.state === 'primary' && this.eightBitMessage && !this.sawMimeHeader) {
+    this.bodyPart = this.headerPart;
+    if (this.downgrade && this.state === 'primary' && this.eightBitMessage && !this.sawMimeHeader) {
       // mailwire extension (file header): unlabeled 8-bit text.
       this.addHeader('MIME-Version: 1.0');
       this.addHeader('Content-Type: text/plain; charset=unknown-8bit');
@@ -446,7 +612,7 @@ export class MimeDowngrade {
       this.subtype = 'plain';
       this.domain = '8bit';
     }
-    if (this.domain !== '7bit') {
+    if (this.downgrade && this.domain !== '7bit') {
       // RFC 2045 §6.4: multipart and message/rfc822 take a domain, not an encoding. Departure:
       // other message/* bodies, and a message/rfc822 whose headers run into a non-empty line,
       // are encoded below (as Postfix does), so they are labeled so.
@@ -504,7 +670,33 @@ export class MimeDowngrade {
         break;
       }
     }
-    if (this.domain !== '7bit') {
+    if (this.hooks.bodyCheck) {
+      const part = this.bodyPart;
+      let r: CheckAction | undefined;
+      try {
+        r = this.hooks.bodyCheck({ text: utf8(rec), raw: rec }, { part });
+      } catch (err) {
+        throw new ContentHookError('bodyCheck', err instanceof Error ? err.message : String(err));
+      }
+      const d = this.action('bodyCheck', r, part, utf8(rec), false);
+      if (d.drop) {
+        this.changedFlag = true;
+        return;
+      }
+      if (d.prepend !== undefined) {
+        this.changedFlag = true;
+        this.bodyOut(bytesOf(d.prepend), true);
+      }
+      if (d.replace !== undefined) {
+        this.changedFlag = true;
+        rec = bytesOf(d.replace);
+      }
+    }
+    this.bodyOut(rec, complete);
+  }
+
+  private bodyOut(rec: Uint8Array, complete: boolean): void {
+    if (this.downgrade && this.domain !== '7bit') {
       this.qp.encode(rec, complete, this.out);
     } else {
       this.out.write(rec);
@@ -520,6 +712,13 @@ export class MimeDowngrade {
   }
 }
 
+/** The 8BITMIME downgrade alone (PROTO-10): a MimeState with `downgrade` on. */
+export class MimeDowngrade extends MimeState {
+  constructor(options: MimeDowngradeOptions = {}) {
+    super({ ...options, downgrade: true });
+  }
+}
+
 /** Convert a whole message held in memory. Throws MimeConversionError (5.6.0). */
 export function downgradeMime(
   message: Uint8Array,
@@ -532,31 +731,6 @@ export function downgradeMime(
   bytes.set(head);
   bytes.set(tail, head.length);
   return { bytes, changed: d.changed };
-}
-
-/**
- * Length of the field name when `rec` starts a header, else 0 (Postfix is_header_buf): printable
- * ASCII other than `:`, then optional SP/HTAB (obsolete syntax, RFC 5322 §4.5), then `:`.
- */
-function headerNameLength(rec: Uint8Array): number {
-  let len = 0;
-  let i = 0;
-  for (; i < rec.length; i++) {
-    const c = rec[i]!;
-    if (c === 0x3a) return len;
-    if (c === SP || c === TAB) {
-      if (len === 0) return 0;
-      break;
-    }
-    if (c <= 32 || c >= 127) return 0;
-    len++;
-  }
-  for (; i < rec.length; i++) {
-    const c = rec[i]!;
-    if (c === 0x3a) return len;
-    if (c !== SP && c !== TAB) return 0;
-  }
-  return 0;
 }
 
 function startsWithAt(rec: Uint8Array, at: number, prefix: Uint8Array): boolean {
@@ -583,4 +757,21 @@ function positive(value: number | undefined, fallback: number, name: string): nu
     throw new MailwireError('EOPTION', `MimeDowngrade: ${name} must be a positive integer, not ${String(value)}`);
   }
   return value;
+}
+
+const utf8Decoder = new TextDecoder();
+const utf8Fatal = new TextDecoder('utf-8', { fatal: true });
+
+/** UTF-8, bad bytes U+FFFD (what hooks see as text, REW-6: `raw` has the bytes). */
+function utf8(bytes: Uint8Array): string {
+  return utf8Decoder.decode(bytes);
+}
+
+/** UTF-8, or undefined when the bytes are not valid UTF-8. */
+function utf8Strict(bytes: Uint8Array): string | undefined {
+  try {
+    return utf8Fatal.decode(bytes);
+  } catch {
+    return undefined;
+  }
 }

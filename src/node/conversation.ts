@@ -283,6 +283,13 @@ export class Connection {
         case 'needContent':
           void this.streamContent(ev.tx);
           break;
+        case 'content-check': {
+          const a = this.active.get(ev.tx);
+          const e: DeliveryEvent = { type: 'content-check', ...ev.report };
+          if (a?.handlers.onEvent) a.handlers.onEvent(e);
+          else this.options.onEvent(e);
+          break;
+        }
         case 'startTls':
           this.flush();
           this.startTls();

@@ -19,6 +19,8 @@
 import { ContentEncoder, encodeContent } from './content-encoder.js';
 import { encodeMailFrom, encodeRcptTo } from './command-encoder.js';
 import { encodeXtext } from './xtext.js';
+import { ContentHookError, MimeConversionError, MimeState, type CheckReport } from '../content/mime-state.js';
+import type { BodyCheck, HeaderCheck, RewriteAddress } from '../content/hooks.js';
 import { parseEhlo, noCapabilities, type Capabilities } from './ehlo-parser.js';
 import { parseMailbox } from './address.js';
 import { ReplyParser } from './reply-parser.js';
@@ -133,6 +135,13 @@ export interface TransactionInput {
   prefix?: Uint8Array;
   /** The caller found UTF-8 in the message headers (PROTO-12): SMTPUTF8 is needed as for a UTF-8 address. */
   utf8Headers?: boolean;
+  /**
+   * MIME output conversion (PROTO-10, PROTO-11): 8-bit MIME becomes quoted-printable for a
+   * server without 8BITMIME. `outputConversion` default true.
+   */
+  mime?: { outputConversion?: boolean; boundaryLengthLimit?: number; nestingLimit?: number; headerSizeLimit?: number };
+  /** Content hooks (REW-1 .. REW-6), run while the message is written; see MimeState. */
+  hooks?: { headerCheck?: HeaderCheck; bodyCheck?: BodyCheck; rewriteAddress?: RewriteAddress };
   xforward?: { name?: string; addr?: string; port?: string | number; proto?: string; helo?: string; ident?: string; domain?: 'LOCAL' | 'REMOTE' };
 }
 
@@ -176,6 +185,8 @@ export type SessionEvent =
   | { type: 'transactionDone'; tx: number }
   /** Feed the message of transaction `tx` now: `content()` while `wantsContent`, then `contentEnd()`. */
   | { type: 'needContent'; tx: number }
+  /** A content hook acted on transaction `tx`'s message (info, warn, strip, a change). */
+  | { type: 'content-check'; tx: number; report: CheckReport }
   /** Run the TLS handshake on the connection now, then `tlsEstablished()` or `tlsFailed()`. */
   | { type: 'startTls' }
   /** The conversation is over: close the connection (`reusable` is for the pool). */
@@ -235,6 +246,8 @@ interface Transaction {
   dotStuff: boolean;
   prepared?: Uint8Array; // in-memory message, encoded
   encoder?: ContentEncoder;
+  /** A streamed message goes through this first: content hooks, MIME downgrade. */
+  filter?: MimeState;
   chunk: Uint8Array[];
   chunkBytes: number;
   chunkFailed: boolean;
@@ -494,7 +507,16 @@ export class ClientSession {
 
   /** Encode a piece of a streamed body: into the BDAT chunk, or straight out after DATA. */
   private feed(tx: Transaction, chunk: Uint8Array, pump: boolean): void {
-    const encoded = tx.encoder!.write(chunk);
+    let data = chunk;
+    if (tx.filter) {
+      try {
+        data = tx.filter.write(chunk);
+      } catch (err) {
+        this.contentFailed(contentWhy(err));
+        return;
+      }
+    }
+    const encoded = tx.encoder!.write(data);
     if (tx.useBdat) {
       if (encoded.length > 0) {
         tx.chunk.push(encoded);
@@ -510,6 +532,17 @@ export class ClientSession {
   contentEnd(): void {
     const tx = this.bodyTx();
     if (!tx || tx.contentDone || !tx.encoder) return;
+    if (tx.filter) {
+      let rest: Uint8Array;
+      try {
+        rest = tx.filter.end();
+      } catch (err) {
+        this.contentFailed(contentWhy(err));
+        return;
+      }
+      if (rest.length > 0) this.feed(tx, rest, false);
+      tx.filter = undefined;
+    }
     const tail = tx.encoder.end();
     tx.contentDone = true;
     if (tx.useBdat) {
@@ -527,11 +560,23 @@ export class ClientSession {
     this.pump();
   }
 
-  /** The message could not be read (stream error): fail the unmarked recipients, 4.3.0. */
-  contentFailed(detail: string): void {
+  /**
+   * The message could not be read (a string: stream error, 4.3.0) or could not be sent as it
+   * is (a content hook or the MIME converter failed): the transaction being written fails with
+   * it. Mid-body the only way to cancel is to drop the connection (Postfix smtp_mime_fail), so
+   * the server never keeps part of the message; other transactions lose the connection.
+   */
+  contentFailed(reason: string | Why): void {
     if (this.phase === 'done') return;
-    // Mid-body the only way to cancel is to drop the connection (Postfix smtp_mime_fail).
-    this.failSession({ kind: 'local', reason: 'message-source', detail }, false);
+    const why: Why = typeof reason === 'string' ? { kind: 'local', reason: 'message-source', detail: reason } : reason;
+    const tx = this.bodyTx();
+    if (!tx) return this.failSession(why, false);
+    this.markUnmarked(tx, why);
+    if (!this.sessionFailure) {
+      this.sessionFailure = why;
+      this.failedStage = 'body';
+    }
+    this.failSession({ kind: 'lost', stage: this.stageText() }, false);
   }
 
   /** Reading has stopped: the session is over, or the TLS handshake owns the connection. */
@@ -954,13 +999,47 @@ export class ClientSession {
     // REW-7: the added header lines count toward a declared size.
     let size = input.size !== undefined && input.prefix ? input.size + input.prefix.length : input.size;
     let body = input.body;
+    // PROTO-10: convert when the server lacks 8BITMIME, the message is not declared 7bit, and
+    // it needs no SMTPUTF8 (such mail is never downgraded).
+    const mayDowngrade = (input.mime?.outputConversion ?? true) && !caps.eightBitMime && body !== '7BIT' && !smtputf8;
+    const hooks = input.hooks;
+    const hooked = hooks !== undefined && (hooks.headerCheck !== undefined || hooks.bodyCheck !== undefined || hooks.rewriteAddress !== undefined);
+    const mimeState = (downgrade: boolean, eightBitMessage: boolean) =>
+      new MimeState({
+        downgrade,
+        eightBitMessage,
+        ...(input.mime?.boundaryLengthLimit !== undefined ? { boundaryLengthLimit: input.mime.boundaryLengthLimit } : {}),
+        ...(input.mime?.nestingLimit !== undefined ? { nestingLimit: input.mime.nestingLimit } : {}),
+        ...(input.mime?.headerSizeLimit !== undefined ? { headerSizeLimit: input.mime.headerSizeLimit } : {}),
+        ...(hooks?.headerCheck ? { headerCheck: hooks.headerCheck } : {}),
+        ...(hooks?.bodyCheck ? { bodyCheck: hooks.bodyCheck } : {}),
+        ...(hooks?.rewriteAddress ? { rewriteAddress: hooks.rewriteAddress } : {}),
+        onCheck: (report) => this.events.push({ type: 'content-check', tx: tx.id, report }),
+      });
     if (input.content.kind === 'bytes') {
-      const raw = input.prefix && input.prefix.length > 0 ? concatBytes(input.prefix, input.content.bytes) : input.content.bytes;
+      let raw = input.prefix && input.prefix.length > 0 ? concatBytes(input.prefix, input.content.bytes) : input.content.bytes;
+      const eightBit = body === '8BITMIME' || (body === undefined && hasEightBit(raw));
+      const downgrade = mayDowngrade && eightBit;
+      if (downgrade || hooked) {
+        // A message in memory goes through the hooks and the converter before MAIL: a
+        // failure then costs no command, and SIZE is exact (REW-7).
+        try {
+          const m = mimeState(downgrade, eightBit);
+          raw = concatBytes(m.write(raw), m.end());
+        } catch (err) {
+          this.markUnmarked(tx, contentWhy(err));
+          return this.endLocally(tx);
+        }
+      }
       const encoded = encodeContent(raw, { lineLengthLimit: this.config.lineLengthLimit, dotStuff: tx.dotStuff });
       tx.prepared = encoded.bytes;
       // RFC 1870 §3: the size of the message as sent, without dot-stuffing.
       size = encoded.size;
       body ??= encoded.eightBit ? '8BITMIME' : '7BIT';
+    } else if (mayDowngrade || hooked) {
+      // A stream is converted as it is written; its size after that is not known (SIZE left out).
+      tx.filter = mimeState(mayDowngrade, body === '8BITMIME');
+      size = undefined;
     }
     // Postfix smtp_xfer: a SIZE limit smaller than the message fails every recipient (no failover).
     if (caps.size > 0 && size !== undefined && size > caps.size) {
@@ -1378,4 +1457,16 @@ function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
   out.set(a, 0);
   out.set(b, a.length);
   return out;
+}
+
+function hasEightBit(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i]! >= 0x80) return true;
+  return false;
+}
+
+/** What a content failure means for the recipients: MIME 5.6.0, a hook 4.3.0. */
+function contentWhy(err: unknown): Why {
+  if (err instanceof MimeConversionError) return { kind: 'local', reason: 'mime', detail: err.detail };
+  if (err instanceof ContentHookError) return { kind: 'local', reason: 'content-hook', detail: err.message };
+  return { kind: 'local', reason: 'content-hook', detail: `content conversion failed: ${err instanceof Error ? err.message : String(err)}` };
 }

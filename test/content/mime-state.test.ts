@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { simpleParser } from 'mailparser';
-import { MimeConversionError, MimeDowngrade, downgradeMime, type MimeDowngradeOptions } from '../../src/content/mime-downgrade.js';
+import { MimeConversionError, MimeDowngrade, downgradeMime, type MimeDowngradeOptions } from '../../src/content/mime-state.js';
 import { bytes, decodeQuotedPrintable, decodedBody, header, latin1, parseEntity, type Entity } from './mime-reader.js';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);

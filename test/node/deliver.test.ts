@@ -94,7 +94,8 @@ describe('deliver(): content', () => {
     await deliver({ ...base, to: ['x@t.test'], message: 'Subject: \u00e9\n\nbody\n' }, s.destination, opts);
     const tx = s.transactions[0]!;
     // "Subject: é" CRLF CRLF "body" CRLF: 21 octets after CRLF conversion (é is two)
-    expect(tx.mailParams).toEqual(['SIZE=21', 'BODY=8BITMIME']);
+    // The UTF-8 Subject asks for SMTPUTF8 too (PROTO-12).
+    expect(tx.mailParams).toEqual(['SIZE=21', 'BODY=8BITMIME', 'SMTPUTF8']);
     expect(tx.bdatChunks).toEqual([21]);
   });
 
