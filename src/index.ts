@@ -60,5 +60,9 @@ export type { TlsResultType } from './protocol/why.js';
 export { RecipientLedger, type OutcomeContext, type LedgerOptions, type DeliveryStatusFilter } from './results/ledger.js';
 export { toDsnFields, renderDsnFields, type DsnRecipientFields, type DsnFieldsContext } from './results/dsn-fields.js';
 export { buildDsn, type DsnOptions, type BuiltDsn } from './results/dsn-report.js';
+// content (pure): Postfix's MIME state machine with the content hooks and the 8BITMIME downgrade
 export type { CheckAction, HeaderCheck, HeaderLine, HeaderPart, BodyCheck, BodyLine, RewriteAddress, DeliveryFlags, Xforward } from './content/hooks.js';
+export { MimeState, MimeDowngrade, downgradeMime, MimeConversionError, ContentHookError, type MimeStateOptions, type MimeDowngradeOptions, type CheckReport } from './content/mime-state.js';
+export { genericMap, type GenericMapOptions } from './content/generic-map.js';
+export { headerCheckTable, bodyCheckTable } from './content/check-table.js';
 export { describe as describeOutcome, type Described, type DescribeOptions, type ServerIdentity } from './results/describe.js';
