@@ -264,7 +264,10 @@ class Delivery {
     // configuration problem: 4.3.5, deferred (the text is kept).
     const recipients = this.ledger.finish({ hardIsConfigurationProblem: lastSiteWasFallback || opts.role === 'relayhost' });
     recipients.forEach((r, index) => opts.onEvent({ type: 'recipient', index, recipient: r.recipient, action: r.action, status: r.status, reason: r.reason }));
-    return { recipients, attempts: this.attempts };
+    // DSN-12: the last server tried failed as a whole (it never completed a session).
+    const last = this.attempts[this.attempts.length - 1];
+    const siteDown = last !== undefined && last.outcome !== 'completed' && recipients.some((r) => r.action === 'delayed' && r.status !== '4.4.7');
+    return { recipients, attempts: this.attempts, destinationStatus: siteDown ? 'throttled' : 'ok' };
   }
 
   /**

@@ -68,4 +68,10 @@ export interface DeliveryResult {
   recipients: RecipientResult[];
   /** Every host/address tried, with why it was left. */
   attempts: Attempt[];
+  /**
+   * DSN-12 (Postfix "throttle"): `throttled` when recipients were left delayed by a failure of
+   * the whole site at the last server tried (connect, lookup, greeting, handshake, TLS policy),
+   * so a queue can back off the destination as a whole; otherwise `ok`.
+   */
+  destinationStatus?: 'ok' | 'throttled';
 }

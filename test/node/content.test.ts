@@ -275,3 +275,16 @@ describe('content hooks (REW-1 .. REW-6)', () => {
     expect(events.some((e) => e.type === 'content-check' && e.action === 'warn' && /PREPEND ignored/.test(e.text ?? ''))).toBe(true);
   });
 });
+
+describe('destinationStatus (DSN-12)', () => {
+  it('throttled when the last server failed as a whole; ok when it answered per recipient', async () => {
+    const down = await start({ greeting: '421 4.3.2 busy' });
+    const r = await deliver({ from: 'a@x.test', to: ['b@t.test'], message }, down.destination, base);
+    expect(r.recipients[0]!.action).toBe('delayed');
+    expect(r.destinationStatus).toBe('throttled');
+    const soft = await start({ onRcpt: () => '450 4.2.0 mailbox busy' });
+    const r2 = await deliver({ from: 'a@x.test', to: ['b@t.test'], message }, soft.destination, base);
+    expect(r2.recipients[0]!.action).toBe('delayed');
+    expect(r2.destinationStatus).toBe('ok');
+  });
+});
