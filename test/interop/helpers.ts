@@ -668,3 +668,85 @@ export function authAttempts(sessions: SmtpdSession[]): { tried: number; accepte
   }
   return { tried, accepted };
 }
+
+// ---------------------------------------------------------------- content lab
+
+/**
+ * The content lab of peers.sh: more listeners of the main Postfix instance (same maildirs, same
+ * restrictions as `Peers.postfix`), each logging as postfix-interop/NAME/smtpd.
+ */
+export interface ContentLab {
+  /** host:port of Postfix without 8BITMIME in its EHLO (syslog name no8bitmime). */
+  no8bitmime: string;
+  /** host:port of Postfix with `smtputf8_enable = no` (syslog name nosmtputf8). */
+  noSmtputf8: string;
+  /**
+   * host:port of Postfix announcing XFORWARD to loopback clients (syslog name xforward); its
+   * cleanup keeps the client's Return-Path: headers (cleanup_service_name=cleanup-keep).
+   */
+  xforward: string;
+}
+
+export function contentLab(): ContentLab {
+  const { get } = portsEnv();
+  return {
+    no8bitmime: get('MAILWIRE_INTEROP_POSTFIX_NO8BITMIME'),
+    noSmtputf8: get('MAILWIRE_INTEROP_POSTFIX_NOSMTPUTF8'),
+    xforward: get('MAILWIRE_INTEROP_POSTFIX_XFORWARD'),
+  };
+}
+
+/**
+ * The smtpd log lines of the session that queued `queueId`, on any listener of the main
+ * instance: its `QUEUEID: client=…` line (with `orig_client=…` after XFORWARD) and its
+ * `disconnect from …` line (the command counters). `syslog` is e.g. `postfix-interop/xforward/smtpd`.
+ */
+export async function waitForPostfixSession(
+  logFile: string,
+  queueId: string,
+  timeoutMs = 15_000,
+): Promise<{ syslog: string; client: string; disconnect: string }> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const lines = readFileSync(logFile, 'utf8').split('\n');
+    const i = lines.findIndex((l) => l.includes(`: ${queueId}: client=`));
+    const m = i >= 0 ? /\s(postfix-interop\/[a-z0-9-]+\/smtpd)(\[\d+\]):/.exec(lines[i] ?? '') : null;
+    if (m?.[1] !== undefined && m[2] !== undefined) {
+      const d = lines.slice(i + 1).find((l) => l.includes(` ${m[1]}${m[2]}: disconnect from `));
+      if (d !== undefined) return { syslog: m[1], client: lines[i] ?? '', disconnect: d };
+    }
+    if (Date.now() > deadline) throw new Error(`no smtpd client/disconnect lines for ${queueId} in ${logFile} after ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+/** Waits until a line logged after `cursor` matches `pattern`; returns it. */
+export async function waitForLogLine(cursor: LogCursor, pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const line = cursor.lines().find((l) => pattern.test(l));
+    if (line !== undefined) return line;
+    if (Date.now() > deadline) throw new Error(`no line matching ${pattern} in ${cursor.file} after ${timeoutMs} ms`);
+    await sleep(100);
+  }
+}
+
+/**
+ * A stored copy split at its first empty line: the header block as logical header lines
+ * (continuations joined with their line ends kept, as `Name: value\n\tmore`) and the body.
+ */
+export function storedHeaders(file: Buffer): { headers: string[]; body: Buffer } {
+  const end = file.indexOf('\n\n');
+  const block = (end < 0 ? file : file.subarray(0, end)).toString('utf8');
+  const headers: string[] = [];
+  for (const line of block.split('\n')) {
+    if (/^[ \t]/.test(line) && headers.length > 0) headers[headers.length - 1] += `\n${line}`;
+    else headers.push(line);
+  }
+  return { headers, body: end < 0 ? Buffer.alloc(0) : file.subarray(end + 2) };
+}
+
+/** The queue id in a Postfix `250 2.0.0 Ok: … queued as ID` diagnosticCode or reason. */
+export function queueIdOf(text: string | undefined): string | undefined {
+  return /queued as ([0-9A-F]+)\b/.exec(text ?? '')?.[1];
+}

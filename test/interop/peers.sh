@@ -11,15 +11,25 @@
 #            $MAILWIRE_INTEROP_POSTFIX            (127.0.0.1:11025) PIPELINING SIZE 8BITMIME DSN
 #                                                 SMTPUTF8 ENHANCEDSTATUSCODES CHUNKING
 #            $MAILWIRE_INTEROP_POSTFIX_NOCHUNKING (127.0.0.1:11026) the same without CHUNKING
+#            $MAILWIRE_INTEROP_POSTFIX_NO8BITMIME (127.0.0.1:11027) the same without 8BITMIME and
+#                                                 SMTPUTF8 (SMTPUTF8 implies 8BITMIME to Postfix's
+#                                                 client): 8-bit MIME must be downgraded
+#            $MAILWIRE_INTEROP_POSTFIX_NOSMTPUTF8 (127.0.0.1:11028) the same with smtputf8_enable=no
+#                                                 (no SMTPUTF8 in EHLO; UTF-8 addresses refused)
+#            $MAILWIRE_INTEROP_POSTFIX_XFORWARD   (127.0.0.1:11029) announces XFORWARD to loopback
+#                                                 clients (smtpd_authorized_xforward_hosts); its
+#                                                 cleanup service (cleanup-keep) keeps Return-Path:
+#                                                 headers (message_drop_headers without return-path)
 #            Mail for example.test goes by virtual(8) to maildirs under $DIR/postfix/mail:
 #            example.test/{alice,bob,carol}/new/, catchall/new/ (any other local part).
 #            Fixed outcomes: RCPT reject-5xx@ 550 5.1.1, defer-4xx@ 450 4.2.0, reject-552@
 #            552 5.2.2, defer-421@ 421 4.7.0 (then disconnect); end of data, by envelope
 #            sender: data-reject@ANY 554 5.7.1, data-defer@ANY 451 4.7.1. Nothing is relayed:
 #            every transport but virtual is error:, and master.cf has no smtp/lmtp client.
-#            Log: $DIR/postfix/maillog (syslog names postfix-interop/chunking/smtpd and
-#            postfix-interop/nochunking/smtpd; each disconnect line counts the commands seen,
-#            e.g. "bdat=1" or "data=1").
+#            Log: $DIR/postfix/maillog (syslog names postfix-interop/chunking/smtpd,
+#            postfix-interop/nochunking/smtpd, postfix-interop/no8bitmime/smtpd,
+#            postfix-interop/nosmtputf8/smtpd, postfix-interop/xforward/smtpd; each disconnect line
+#            counts the commands seen, e.g. "bdat=1" or "data=1").
 #   route    the routing lab (test/interop/README.md "Routing lab"): more smtpd listeners in the
 #            same Postfix instance, all on ONE port ($MAILWIRE_INTEROP_ROUTE_PORT, 11525) at
 #            fixed loopback addresses 127.0.0.21-48 (and [::1] when lo has ::1), each with its own
@@ -57,8 +67,8 @@
 #            full@: 552 5.2.2 after data (quota 1 byte); fulltmp@: 452 4.2.2 (same, tempfail);
 #            anyone else: 550 5.1.1 at RCPT. Log: $DIR/dovecot/dovecot.log.
 #
-# Environment (all optional): MAILWIRE_INTEROP_DIR, the three endpoints above and the two DNS
-# endpoints as 127.x.y.z:PORT, MAILWIRE_INTEROP_ROUTE_PORT. `start` writes $DIR/ports.env (KEY=VALUE lines, sourceable) with the
+# Environment (all optional): MAILWIRE_INTEROP_DIR, the six endpoints above (five Postfix, one
+# LMTP) and the two DNS endpoints as 127.x.y.z:PORT, MAILWIRE_INTEROP_ROUTE_PORT. `start` writes $DIR/ports.env (KEY=VALUE lines, sourceable) with the
 # endpoints and paths the tests use. start is idempotent; stop ends only the processes whose
 # pid files this script's instances wrote; status prints one line per peer (exit 1 if one is down).
 set -euo pipefail
@@ -67,6 +77,9 @@ umask 022   # configs and state must be readable by postfix, dovecot and nobody
 DIR="${MAILWIRE_INTEROP_DIR:-/tmp/mailwire-interop}"
 PF_EP="${MAILWIRE_INTEROP_POSTFIX:-127.0.0.1:11025}"
 PF2_EP="${MAILWIRE_INTEROP_POSTFIX_NOCHUNKING:-127.0.0.1:11026}"
+PF_NO8BIT_EP="${MAILWIRE_INTEROP_POSTFIX_NO8BITMIME:-127.0.0.1:11027}"
+PF_NOUTF8_EP="${MAILWIRE_INTEROP_POSTFIX_NOSMTPUTF8:-127.0.0.1:11028}"
+PF_XF_EP="${MAILWIRE_INTEROP_POSTFIX_XFORWARD:-127.0.0.1:11029}"
 LMTP_EP="${MAILWIRE_INTEROP_LMTP:-127.0.0.1:11024}"
 DNS_EP="${MAILWIRE_INTEROP_DNS:-127.0.0.1:11053}"
 DNS_SILENT_EP="${MAILWIRE_INTEROP_DNS_SILENT:-127.0.0.1:11054}"
@@ -181,7 +194,7 @@ preflight() {
   local u; for u in postfix dovecot dovenull nobody; do id "$u" >/dev/null 2>&1 || die "system user $u does not exist (reinstall postfix / dovecot-core)"; done
   getent group postdrop >/dev/null || die "group postdrop does not exist (reinstall postfix)"
   [[ "$DIR" =~ ^/[A-Za-z0-9._/-]+$ ]] || die "MAILWIRE_INTEROP_DIR must be an absolute path of [A-Za-z0-9._/-], got '$DIR'"
-  check_ep "$PF_EP"; check_ep "$PF2_EP"; check_ep "$LMTP_EP"; check_ep "$DNS_EP"; check_ep "$DNS_SILENT_EP"
+  check_ep "$PF_EP"; check_ep "$PF2_EP"; check_ep "$PF_NO8BIT_EP"; check_ep "$PF_NOUTF8_EP"; check_ep "$PF_XF_EP"; check_ep "$LMTP_EP"; check_ep "$DNS_EP"; check_ep "$DNS_SILENT_EP"
   [[ "$ROUTE_PORT" =~ ^[0-9]{1,5}$ ]] && (( ROUTE_PORT > 0 && ROUTE_PORT < 65536 )) || die "MAILWIRE_INTEROP_ROUTE_PORT must be a port number, got '$ROUTE_PORT'"
   [[ "$(ep_port "$DNS_EP")" != "$(ep_port "$DNS_SILENT_EP")" ]] || die "MAILWIRE_INTEROP_DNS and MAILWIRE_INTEROP_DNS_SILENT need different ports (one unbound serves both)"
   check_traversable   # the parts that exist already; what mkdir adds is 0755 (umask 022)
@@ -419,6 +432,23 @@ $PF_EP inet n - n - - smtpd
 $PF2_EP inet n - n - - smtpd
   -o syslog_name=postfix-interop/nochunking
   -o smtpd_discard_ehlo_keywords=silent-discard,etrn,chunking
+# Content lab (test/interop/content.test.ts): 8BITMIME hidden (and SMTPUTF8, which implies
+# 8BITMIME to Postfix's smtp_proto.c and to mailwire); SMTPUTF8 off; XFORWARD for loopback
+# clients, with a cleanup that keeps Return-Path: headers so that the stored copy shows the
+# client's own (cleanup drops them by default: message_drop_headers).
+$PF_NO8BIT_EP inet n - n - - smtpd
+  -o syslog_name=postfix-interop/no8bitmime
+  -o smtpd_discard_ehlo_keywords=silent-discard,etrn,8bitmime,smtputf8
+$PF_NOUTF8_EP inet n - n - - smtpd
+  -o syslog_name=postfix-interop/nosmtputf8
+  -o smtputf8_enable=no
+$PF_XF_EP inet n - n - - smtpd
+  -o syslog_name=postfix-interop/xforward
+  -o smtpd_authorized_xforward_hosts=127.0.0.0/8
+  -o cleanup_service_name=cleanup-keep
+cleanup-keep unix n     -       n       -       0       cleanup
+  -o syslog_name=postfix-interop/keep
+  -o message_drop_headers=bcc,content-length,resent-bcc
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -449,6 +479,9 @@ EOF
 
 pf_running() { pid_alive "$PF_PID" master; }
 
+# The main listeners and the content lab's (not the route, TLS and SASL labs').
+pf_endpoints() { echo "$PF_EP $PF2_EP $PF_NO8BIT_EP $PF_NOUTF8_EP $PF_XF_EP"; }
+
 # pf_current: the running instance's configuration is what write_postfix_conf writes now.
 pf_current() {
   local tmp rc=0
@@ -468,19 +501,20 @@ start_postfix() {
     stop_postfix
   fi
   local ep
-  for ep in "$PF_EP" "$PF2_EP" $(route_endpoints) $(route_dead_endpoints) $(tls_endpoints) $(sasl_endpoints); do
+  for ep in $(pf_endpoints) $(route_endpoints) $(route_dead_endpoints) $(tls_endpoints) $(sasl_endpoints); do
     listening "$(ep_host "$ep")" "$(ep_port "$ep")" && die "$ep is already in use by another process (not this harness's postfix)"
   done
   write_postfix
   postfix -c "$PF_CONF" start </dev/null >"$PF/start.log" 2>&1 \
     || { cat "$PF/start.log" >&2; die "postfix start failed (log: $PF/start.log, $PF/maillog)"; }
-  for ep in "$PF_EP" "$PF2_EP"; do
+  for ep in $(pf_endpoints); do
     wait_greeting "$(ep_addr "$ep")" "$(ep_port "$ep")" 15 || die "postfix does not answer on $ep; see $PF/maillog"
   done
   wait_route_listeners
   wait_tls_listeners
   wait_sasl_listeners
   say "postfix on $PF_EP (CHUNKING) and $PF2_EP (no CHUNKING); maildirs $PF/mail, log $PF/maillog"
+  say "content lab: $PF_NO8BIT_EP (no 8BITMIME, no SMTPUTF8), $PF_NOUTF8_EP (no SMTPUTF8), $PF_XF_EP (XFORWARD, Return-Path kept)"
   say "routing lab: $(route_endpoints | wc -w) smtpd listeners on port $ROUTE_PORT (127.0.0.21-48$(route_ipv6 && echo ', [::1]'))"
   say "TLS lab: $(tls_endpoints | wc -w) smtpd listeners on port $ROUTE_PORT (127.0.0.61-83), certificates in $CERTS"
   say "SASL lab: $(sasl_endpoints | wc -w) smtpd listeners on port $ROUTE_PORT (127.0.0.91-93), auth by $DA_SOCK"
@@ -493,7 +527,7 @@ stop_postfix() {
   fi
   kill_pidfile "$PF_PID" master   # fallback: master only; its children end with it
   local ep
-  for ep in "$PF_EP" "$PF2_EP" $(route_endpoints) $(tls_endpoints) $(sasl_endpoints); do
+  for ep in $(pf_endpoints) $(route_endpoints) $(tls_endpoints) $(sasl_endpoints); do
     wait_closed "$(ep_host "$ep")" "$(ep_port "$ep")" 10 || say "warning: $ep still accepts connections"
   done
 }
@@ -1463,6 +1497,9 @@ write_ports_env() {
 MAILWIRE_INTEROP_DIR=$DIR
 MAILWIRE_INTEROP_POSTFIX=$PF_EP
 MAILWIRE_INTEROP_POSTFIX_NOCHUNKING=$PF2_EP
+MAILWIRE_INTEROP_POSTFIX_NO8BITMIME=$PF_NO8BIT_EP
+MAILWIRE_INTEROP_POSTFIX_NOSMTPUTF8=$PF_NOUTF8_EP
+MAILWIRE_INTEROP_POSTFIX_XFORWARD=$PF_XF_EP
 MAILWIRE_INTEROP_POSTFIX_MAILDIRS=$PF/mail
 MAILWIRE_INTEROP_POSTFIX_LOG=$PF/maillog
 MAILWIRE_INTEROP_LMTP=$LMTP_EP
@@ -1494,6 +1531,9 @@ load_running_ports() {
     PF2_EP="$(sed -n 's/^MAILWIRE_INTEROP_POSTFIX_NOCHUNKING=//p' "$DIR/ports.env")"
     LMTP_EP="$(sed -n 's/^MAILWIRE_INTEROP_LMTP=//p' "$DIR/ports.env")"
     local v
+    v="$(sed -n 's/^MAILWIRE_INTEROP_POSTFIX_NO8BITMIME=//p' "$DIR/ports.env")"; [[ -z "$v" ]] || PF_NO8BIT_EP="$v"
+    v="$(sed -n 's/^MAILWIRE_INTEROP_POSTFIX_NOSMTPUTF8=//p' "$DIR/ports.env")"; [[ -z "$v" ]] || PF_NOUTF8_EP="$v"
+    v="$(sed -n 's/^MAILWIRE_INTEROP_POSTFIX_XFORWARD=//p' "$DIR/ports.env")"; [[ -z "$v" ]] || PF_XF_EP="$v"
     v="$(sed -n 's/^MAILWIRE_INTEROP_DNS=//p' "$DIR/ports.env")"; [[ -z "$v" ]] || DNS_EP="$v"
     v="$(sed -n 's/^MAILWIRE_INTEROP_DNS_SILENT=//p' "$DIR/ports.env")"; [[ -z "$v" ]] || DNS_SILENT_EP="$v"
     v="$(sed -n 's/^MAILWIRE_INTEROP_ROUTE_PORT=//p' "$DIR/ports.env")"; [[ -z "$v" ]] || ROUTE_PORT="$v"
@@ -1509,6 +1549,7 @@ status() {
     echo "postfix  running  pid $(pidfile_pid "$PF_PID")  OUTDATED configuration (peers.sh start restarts it)"; rc=1
   else
     echo "postfix  running  pid $(pidfile_pid "$PF_PID")  $PF_EP (CHUNKING)  $PF2_EP (no CHUNKING)  log $PF/maillog"
+    echo "content  running  (postfix)  $PF_NO8BIT_EP (no 8BITMIME/SMTPUTF8)  $PF_NOUTF8_EP (no SMTPUTF8)  $PF_XF_EP (XFORWARD, Return-Path kept)"
     echo "route    running  (postfix)  $(route_endpoints | wc -w) listeners on port $ROUTE_PORT: $(route_servers | awk '{printf "%s%s=%s", (NR>1 ? " " : ""), $1, $2}')"
     echo "tls      running  (postfix)  $(tls_endpoints | wc -w) listeners on port $ROUTE_PORT: $(tls_servers | awk '{printf "%s%s=%s", (NR>1 ? " " : ""), $1, $2}')"
     echo "sasl     running  (postfix)  $(sasl_endpoints | wc -w) listeners on port $ROUTE_PORT: $(sasl_servers | awk '{printf "%s%s=%s", (NR>1 ? " " : ""), $1, $2}')"
@@ -1551,10 +1592,10 @@ start() {
   preflight
   if pf_running || dc_running || da_running || dns_running || ms_running; then
     # keep what runs, on the endpoints it was started with
-    local want="$PF_EP $PF2_EP $LMTP_EP $DNS_EP $DNS_SILENT_EP $ROUTE_PORT"
+    local want="$(pf_endpoints) $LMTP_EP $DNS_EP $DNS_SILENT_EP $ROUTE_PORT"
     load_running_ports
-    [[ "$want" == "$PF_EP $PF2_EP $LMTP_EP $DNS_EP $DNS_SILENT_EP $ROUTE_PORT" ]] \
-      || say "warning: already running on $PF_EP $PF2_EP $LMTP_EP $DNS_EP $DNS_SILENT_EP port $ROUTE_PORT; stop first to change endpoints"
+    [[ "$want" == "$(pf_endpoints) $LMTP_EP $DNS_EP $DNS_SILENT_EP $ROUTE_PORT" ]] \
+      || say "warning: already running on $(pf_endpoints) $LMTP_EP $DNS_EP $DNS_SILENT_EP port $ROUTE_PORT; stop first to change endpoints"
   fi
   write_certs
   start_dns
