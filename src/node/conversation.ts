@@ -239,14 +239,16 @@ export class Connection {
 
   /** Events for everyone with a transaction in flight, or the opener when there is none. */
   private emit(e: DeliveryEvent): void {
-    let told = false;
+    // Each listener once, however many of its transactions share the connection.
+    const told = new Set<(e: DeliveryEvent) => void>();
     for (const a of this.active.values()) {
-      if (a.handlers.onEvent) {
-        a.handlers.onEvent(e);
-        told = true;
+      const f = a.handlers.onEvent;
+      if (f && !told.has(f)) {
+        told.add(f);
+        f(e);
       }
     }
-    if (!told) this.options.onEvent(e);
+    if (told.size === 0) this.options.onEvent(e);
   }
 
   /** Take every event and every output byte the engine has, and act on them. */

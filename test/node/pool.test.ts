@@ -159,6 +159,15 @@ describe('recipientLimit and 452 4.5.3 (POOL-13, RFC 5321 §4.5.3.1.10)', () => 
     }
   });
 
+  it('several transactions of one call on one connection: each transcript line is reported once', async () => {
+    const s = await start();
+    const lines: string[] = [];
+    await deliver(env(3), s.destination, { ...base, recipientLimit: 1, onEvent: (e) => (e.type === 'send' || e.type === 'receive') && lines.push(e.line) });
+    expect(lines.filter((l) => l.startsWith('EHLO'))).toHaveLength(1);
+    expect(lines.filter((l) => l.startsWith('MAIL FROM'))).toHaveLength(3);
+    expect(lines.filter((l) => l.startsWith('220 '))).toHaveLength(1);
+  });
+
   it('a server that takes 30 per transaction: the 452 4.5.3 recipients go in further transactions', async () => {
     const s = await start({ maxRecipients: 30 });
     const r = await deliver(env(70), s.destination, { ...base, recipientLimit: 100 });
