@@ -70,6 +70,7 @@ import { MailwireError } from '../errors.js';
 import { CHECK_ACTIONS, type BodyCheck, type CheckAction, type HeaderCheck, type HeaderPart, type RewriteAddress } from './hooks.js';
 import { ADDRESS_HEADERS, rewriteAddressList } from './address-header.js';
 import { headerNameLength } from './header-block.js';
+import { concatBytes } from '../protocol/bytes.js';
 import { ByteSink } from './byte-sink.js';
 import { RFC822_SPECIALS, RFC2045_TSPECIALS, headerTokens, tokenIs } from './header-token.js';
 import { QuotedPrintableEncoder } from './quoted-printable.js';
@@ -725,11 +726,7 @@ export function downgradeMime(
   options?: MimeDowngradeOptions,
 ): { bytes: Uint8Array; changed: boolean } {
   const d = new MimeDowngrade(options);
-  const head = d.write(message);
-  const tail = d.end();
-  const bytes = new Uint8Array(head.length + tail.length);
-  bytes.set(head);
-  bytes.set(tail, head.length);
+  const bytes = concatBytes(d.write(message), d.end());
   return { bytes, changed: d.changed };
 }
 

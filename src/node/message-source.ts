@@ -5,6 +5,7 @@
  */
 import type { Envelope, MessageSource } from '../envelope.js';
 import { headerBlockEnd } from '../content/header-block.js';
+import { concatBytes } from '../protocol/bytes.js';
 
 export type PreparedSource =
   | { kind: 'bytes'; bytes: Uint8Array }
@@ -108,7 +109,7 @@ export async function peekHeader(source: PreparedSource, limit: number): Promise
       }
       read.push(r.value);
       total += r.value.length;
-      const all = concat(read, total);
+      const all = concatBytes(...read);
       const end = headerBlockEnd(all.subarray(0, limit));
       if (end >= 0 || total >= limit) {
         header = all.subarray(0, end >= 0 ? end : limit);
@@ -133,16 +134,6 @@ export async function peekHeader(source: PreparedSource, limit: number): Promise
   return { source: peeked, header };
 }
 
-function concat(parts: Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 async function* replay(read: Uint8Array[], rest: AsyncIterator<Uint8Array> | undefined): AsyncGenerator<Uint8Array> {
   try {

@@ -19,6 +19,7 @@
 import { ContentEncoder, encodeContent } from './content-encoder.js';
 import { encodeMailFrom, encodeRcptTo } from './command-encoder.js';
 import { encodeXtext } from './xtext.js';
+import { concatBytes } from './bytes.js';
 import { ContentHookError, MimeConversionError, MimeState, type CheckReport } from '../content/mime-state.js';
 import type { BodyCheck, HeaderCheck, RewriteAddress } from '../content/hooks.js';
 import { parseEhlo, noCapabilities, type Capabilities } from './ehlo-parser.js';
@@ -1452,12 +1453,6 @@ function xforwardLines(x: NonNullable<TransactionInput['xforward']>, announced: 
   return out;
 }
 
-function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
-}
 
 function hasEightBit(bytes: Uint8Array): boolean {
   for (let i = 0; i < bytes.length; i++) if (bytes[i]! >= 0x80) return true;

@@ -124,7 +124,7 @@ export function foldField(name: string, value: string): string {
     }
   }
   lines.push(cur);
-  return lines.flatMap((l) => hardCut(l, 998)).join('\r\n') + '\r\n';
+  return lines.flatMap((l) => cutOctets(l, 998, ' ')).join('\r\n') + '\r\n';
 }
 
 /** RFC 5322 §3.3 date-time in UTC: `Tue, 1 Jul 2003 10:52:37 +0000`. */
@@ -235,8 +235,11 @@ function wellFormed(s: string): string {
   return s.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '?');
 }
 
-/** Cut a line over `limit` octets at character boundaries; continuation lines start with a space. */
-function hardCut(line: string, limit: number): string[] {
+/**
+ * Cut a line into pieces of at most `limit` octets at character boundaries; each piece after
+ * the first starts with `continuation` (which counts toward its limit).
+ */
+export function cutOctets(line: string, limit: number, continuation = ''): string[] {
   if (octets(line) <= limit) return [line];
   const out: string[] = [];
   let cur = '';
@@ -245,8 +248,8 @@ function hardCut(line: string, limit: number): string[] {
     const len = octets(ch);
     if (n + len > limit) {
       out.push(cur);
-      cur = ' ';
-      n = 1;
+      cur = continuation;
+      n = continuation.length;
     }
     cur += ch;
     n += len;

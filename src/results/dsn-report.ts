@@ -9,8 +9,9 @@ import { MailwireError } from '../errors.js';
 import type { Envelope, Recipient } from '../envelope.js';
 import { formatMailbox, parseMailbox } from '../protocol/address.js';
 import { encodeContent } from '../protocol/content-encoder.js';
+import { concatBytes } from '../protocol/bytes.js';
 import type { DeliveryAction, DeliveryResult, RecipientResult } from './delivery-result.js';
-import { dsnSafeText, foldField, isAscii, renderDsnFields, rfc5322Date, toDsnFields } from './dsn-fields.js';
+import { cutOctets, dsnSafeText, foldField, isAscii, renderDsnFields, rfc5322Date, toDsnFields } from './dsn-fields.js';
 
 export interface DsnOptions {
   /** Our host name, for `Reporting-MTA: dns; …`, the default From and the Message-Id. */
@@ -196,7 +197,7 @@ export function buildDsn(result: DeliveryResult, options: DsnOptions): BuiltDsn 
     part(`Content-Description: ${third.description}\r\nContent-Type: ${third.type}\r\n` + (third.eightBit ? 'Content-Transfer-Encoding: 8bit\r\n' : ''), third.body);
   }
   chunks.push(utf8.encode(`\r\n--${boundary}--\r\n`));
-  return { message: concat(chunks), recipients: indexes };
+  return { message: concatBytes(...chunks), recipients: indexes };
 }
 
 /** RFC 3461 §4.1 NOTIFY filter (Postfix: no NOTIFY reports failures and delays). */
@@ -301,23 +302,6 @@ function wrap(text: string, width: number, indent: number): string[] {
   return out;
 }
 
-function cutOctets(line: string, limit: number): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let n = 0;
-  for (const ch of line) {
-    const len = utf8.encode(ch).length;
-    if (n + len > limit) {
-      out.push(cur);
-      cur = '';
-      n = 0;
-    }
-    cur += ch;
-    n += len;
-  }
-  out.push(cur);
-  return out;
-}
 
 /** The header section of a CR LF message: up to and including the CR LF before the empty line. */
 function headerSection(bytes: Uint8Array): Uint8Array {
@@ -369,14 +353,3 @@ function checkedMessageId(id: string): string {
   return v;
 }
 
-function concat(chunks: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const c of chunks) n += c.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
-}
