@@ -7,10 +7,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { FLAGS } from '../../src/cli/flags.js';
 import type { DeliveryResult } from '../../src/index.js';
-import { TestServer, testCertificate, type TestServerOptions } from '../../src/testing/index.js';
+import { testCertificate } from '../../src/testing/index.js';
+import { start as server } from '../helpers/test-servers.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'mailwire-cli-'));
@@ -47,15 +48,6 @@ function mailwire(args: string[], opts: { input?: string | Buffer; env?: Record<
   });
 }
 
-const servers: TestServer[] = [];
-async function server(o: TestServerOptions = {}): Promise<TestServer> {
-  const s = await TestServer.start(o);
-  servers.push(s);
-  return s;
-}
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
 
 /** The table's rows (without its header) as arrays of the first four cells and the reason. */
 function rows(stdout: string): string[][] {

@@ -1,19 +1,9 @@
 /** Content and envelope features of deliver(): flags D/O/R, SMTPUTF8 detection, rewriteAddress, XFORWARD, deliveryStatusFilter. */
 import { Readable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { deliver, type DeliveryEvent, type DeliverOptions } from '../../src/index.js';
-import { TestServer, type TestServerOptions } from '../../src/testing/index.js';
 import { simpleParser } from 'mailparser';
-
-const servers: TestServer[] = [];
-async function start(o: TestServerOptions = {}): Promise<TestServer> {
-  const s = await TestServer.start(o);
-  servers.push(s);
-  return s;
-}
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
+import { start } from '../helpers/test-servers.js';
 
 const base: DeliverOptions = { tls: { level: 'none' }, heloName: 'client.test' };
 const message = 'From: a@client.test\r\nSubject: hi\r\n\r\nhello\r\n';

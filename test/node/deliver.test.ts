@@ -1,19 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { deliver, type DeliveryEvent } from '../../src/index.js';
-import { TestServer, type TestServerOptions } from '../../src/testing/index.js';
 import { encodeContent } from '../../src/protocol/content-encoder.js';
+import { start } from '../helpers/test-servers.js';
 
-const servers: TestServer[] = [];
-async function start(o: TestServerOptions = {}): Promise<TestServer> {
-  const s = await TestServer.start(o);
-  servers.push(s);
-  return s;
-}
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
 
 const base = { from: 'sender@client.test', message: 'Subject: t\r\n\r\nhello\r\n' };
 const opts = { tls: { level: 'none' as const }, heloName: 'client.test' };
