@@ -2,7 +2,7 @@
  * Helpers shared by the bench scripts: child receivers (bench/receiver.ts, Postfix smtp-sink),
  * Postfix detection, free ports, statistics and argument parsing. Loopback only.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -365,4 +365,66 @@ export function run(cmd: string, args: string[], timeoutMs = 300_000): Promise<{
       resolve({ code, stdout, stderr, ms: performance.now() - t0 });
     });
   });
+}
+
+// ---------------------------------------------------------------- pooled benchmarks
+
+/** Run `n` tasks with at most `c` in flight (task index 0..n-1). */
+export async function inFlight(n: number, c: number, task: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < n) {
+      const i = next++;
+      await task(i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(c, n)) }, worker));
+}
+
+/** A forced GC when the process runs with --expose-gc (else nothing). */
+export function gcNow(): void {
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (g) {
+    g();
+    g();
+  }
+}
+
+/** A text message of exactly `size` octets (CRLF lines), From/To/Subject/Date/Message-ID headers first. */
+export function fixedSizeMessage(size: number, o: { from: string; to: string[]; subject: string; id: string }): string {
+  const head = [`From: <${o.from}>`, `To: <${o.to[0] ?? 'nobody@example.test'}>${o.to.length > 1 ? ` (+${o.to.length - 1})` : ''}`, `Subject: ${o.subject}`, 'Date: Tue, 25 Nov 2025 12:00:00 +0000', `Message-ID: <${o.id}>`, '', ''].join('\r\n');
+  const line = 'The quick brown fox jumps over the lazy dog while the queue manager schedules deliveries.\r\n';
+  let body = '';
+  while (head.length + body.length + line.length <= size - 2) body += line;
+  const pad = size - head.length - body.length;
+  return head + body + (pad >= 2 ? 'x'.repeat(pad - 2) + '\r\n' : '');
+}
+
+/**
+ * Postfix smtp-source under `bash -c '…; times'`, so that its CPU time (user + system of the
+ * shell's children, from the `times` builtin) can be reported next to the wall time.
+ */
+export async function runSmtpSource(bin: string, args: string[], timeoutMs = 600_000): Promise<{ code: number | null; ms: number; cpuMs: number | undefined; counted: number | undefined; stderr: string }> {
+  const quoted = [bin, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+  const r = await run('bash', ['-c', `${quoted}; rc=$?; echo; times; exit $rc`], timeoutMs);
+  const lines = r.stdout.trim().split('\n');
+  // times: "0m0.001s 0m0.002s" (the shell) then "0m0.120s 0m0.340s" (its children)
+  const sec = (s: string) => {
+    const m = /^(\d+)m([\d.]+)s$/.exec(s);
+    return m ? Number(m[1]) * 60 + Number(m[2]) : NaN;
+  };
+  const kids = lines[lines.length - 1]?.trim().split(/\s+/) ?? [];
+  const cpu = kids.length === 2 ? (sec(kids[0]!) + sec(kids[1]!)) * 1000 : NaN;
+  // -c prints a running counter ("\r1\r2…"); the last number before the times lines
+  const counterText = lines.slice(0, -2).join('\n');
+  const nums = counterText.match(/\d+/g);
+  return { code: r.code, ms: r.ms, cpuMs: Number.isFinite(cpu) ? cpu : undefined, counted: nums ? Number(nums[nums.length - 1]) : undefined, stderr: r.stderr };
+}
+
+/** The checkout the numbers are for: commit of HEAD, and whether src/ differs from it. */
+export function gitHead(): string {
+  const h = spawnSync('git', ['-C', REPO_DIR, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' });
+  if (h.status !== 0) return '?';
+  const d = spawnSync('git', ['-C', REPO_DIR, 'status', '--porcelain', '--', 'src'], { encoding: 'utf8' });
+  return `${h.stdout.trim()}${d.stdout.trim() ? ' (src/ modified)' : ''}`;
 }
