@@ -176,7 +176,10 @@ async function warmMailwire(destination: string, proxy: RemoteLatencyProxy, tran
       ok = false;
       note ||= `${r.recipients[0]?.action} ${r.recipients[0]?.reason}`;
     }
-    if (i === WARM - 1) note ||= events.filter((e) => e.type === 'send').map((e) => (e as { line: string }).line.split(' ')[0]).join(' ');
+    if (i === WARM - 1) {
+      const verbs = events.filter((e) => e.type === 'send').map((e) => (e as { line: string }).line);
+      note ||= verbs.map((l) => (l.startsWith('<') ? '<content>' : l.startsWith('BDAT') ? l : l.split(' ')[0])).join(', ');
+    }
   }
   await pool.close();
   const connections = (await proxy.records()).length;
@@ -325,6 +328,9 @@ try {
         const pass = on >= TARGET_RATE * nm;
         if (!pass) failed++;
         checks.push(`${pass ? '✓' : '✗'} ${u.label}: one connection, mailwire (on) ${on.toFixed(1)}/s ≥ ${TARGET_RATE} × nodemailer ${nm.toFixed(1)}/s: ratio ${(on / nm).toFixed(2)}; transactionPipelining on/off ${(on / off).toFixed(2)}`);
+        if (!u.chunking) {
+          checks.push(`    (without CHUNKING each message needs its 354 before its content: one connection carries at most 1 message per RTT = ${(1000 / rtt).toFixed(1)}/s here, whatever the pipelining; mailwire reached ${((on * rtt) / 1000).toFixed(2)} per RTT)`);
+        }
       }
     } finally {
       await proxy.close();
