@@ -17,6 +17,8 @@
  *  5. a 421 to RCPT before BDAT LAST in the same flight: the other recipients should not be
  *     told "message may be sent more than once" (the server said it was closing first).
  *  6. RSET before every pipelined transaction on a busy connection (informational).
+ *  7. waiting callers cost CPU: transactionPipelining off, 10 connections, 10 vs 1000 deliver()
+ *     calls in flight (990 of them waiting); CPU per message should not grow with the queue.
  */
 import { createServer, connect } from 'node:net';
 import { deliver, Pool, type DeliveryEvent } from '../src/index.js';
@@ -158,6 +160,34 @@ console.log(`mailwire ${gitHead()}, node ${process.version}\n`);
   const rsets = t.filter((l) => l === 'C: RSET').length;
   console.log(`info 6 six concurrent calls on one connection: ${s.transactions.length} transactions, ${rsets} RSET (one before every transaction that joined the busy connection)`);
   await s.close();
+}
+
+// 7 ------------------------------------------------------------------------------------------
+{
+  const s = await TestServer.start({ discardData: true, extensions: { chunking: false } });
+  const cpuPerMessage = async (inflight: number): Promise<number> => {
+    const pool = new Pool({ maxConnectionsPerDestination: 10 });
+    const n = 3000;
+    let next = 0;
+    const c0 = process.cpuUsage();
+    await Promise.all(
+      Array.from({ length: inflight }, async () => {
+        while (next < n) {
+          next++;
+          await deliver(env(next), s.destination, { ...base, pool, transactionPipelining: false });
+        }
+      }),
+    );
+    const c = process.cpuUsage(c0);
+    await pool.close();
+    s.reset();
+    return (c.user + c.system) / n;
+  };
+  await cpuPerMessage(10); // warm-up
+  const few = await cpuPerMessage(10);
+  const many = await cpuPerMessage(1000);
+  await s.close();
+  report(many > 3 * few, `7 transactionPipelining off, 10 connections: ${few.toFixed(0)} µs CPU/message with 10 calls in flight, ${many.toFixed(0)} µs with 1000 (990 waiting; client and test server share this process)`);
 }
 
 console.log(bugs === 0 ? '\nno problem reproduced' : `\n${bugs} problem(s) reproduced`);
