@@ -144,7 +144,7 @@ class Delivery {
             },
             plainRetryAllowed: false,
             bestMx: tag.bestMx,
-            leased: { conn: kept.conn, endpointKey: tag.endpointKey },
+            leased: { conn: kept.conn, endpointKey: tag.endpointKey, probe: kept.probe },
             label,
           });
           if (this.ledger.left.length === 0 || this.aborted) break;
@@ -481,7 +481,7 @@ class Delivery {
       /** This address has the best MX preference of the list (Postfix SMTP_FEATURE_BEST_MX). */
       bestMx: boolean;
       /** A connection found by destination label (POOL-11), already leased. */
-      leased?: { conn: Connection; endpointKey: string };
+      leased?: { conn: Connection; endpointKey: string; probe: boolean };
       /** The destination label to file the first good session under (POOL-11). */
       label?: string;
     },
@@ -553,10 +553,13 @@ class Delivery {
       // 1. A connection: reused from the pool, or opened here.
       reused = false;
       conn = undefined;
+      // POOL-8: a connection that was idle is probed with RSET; a busy one has just worked.
+      let probe = false;
       let lease: Lease | undefined;
       if (leased) {
         conn = leased.conn;
         reused = true;
+        probe = leased.probe;
         leased = undefined;
       } else if (pool && !pool.closed) {
         lease = await pool.acquire({ destination: group, endpoint: endpointKey, pipelining: opts.transactionPipelining, fresh: freshOnly, signal: opts.signal });
@@ -564,6 +567,7 @@ class Delivery {
         if (lease.kind === 'reuse') {
           conn = lease.conn;
           reused = true;
+          probe = lease.probe;
         }
       }
       if (!conn) {
@@ -665,7 +669,7 @@ class Delivery {
             requireTls: env.requireTls,
             ...(opts.xforward ? { xforward: opts.xforward } : {}),
             // POOL-8: a reused connection is probed with RSET in the same flight.
-            ...(reused && firstOnConnection && bi === 0 ? { probe: true } : {}),
+            ...(probe && firstOnConnection && bi === 0 ? { probe: true } : {}),
           };
           return c
             .send(input, {

@@ -322,6 +322,14 @@ export const OPTION_TABLE: readonly OptionRow[] = [
 const KNOWN = new Set<string>(OPTION_TABLE.map((r) => r.name));
 const TLS_LEVELS: readonly TlsLevel[] = ['none', 'may', 'encrypt', 'dane', 'dane-only', 'fingerprint', 'verify', 'secure'];
 
+let cachedHostname: string | undefined;
+
+/** os.hostname(), read once (it is a system call). */
+function localHostname(): string {
+  cachedHostname ??= hostname();
+  return cachedHostname;
+}
+
 function bad(message: string): never {
   throw new MailwireError('EOPTION', message);
 }
@@ -359,7 +367,7 @@ export function resolveOptions(options: DeliverOptions | undefined): ResolvedOpt
 
   const protocol = o.protocol ?? 'smtp';
   if (protocol !== 'smtp' && protocol !== 'lmtp') bad(`protocol must be 'smtp' or 'lmtp'`);
-  const heloName = o.heloName ?? hostname();
+  const heloName = o.heloName ?? localHostname();
   if (typeof heloName !== 'string' || heloName.length === 0 || /[\s\0]/.test(heloName)) {
     bad('heloName must be a non-empty name without white space, CR, LF or NUL (PROTO-4)');
   }

@@ -240,15 +240,16 @@ export class Connection {
   /** Events for everyone with a transaction in flight, or the opener when there is none. */
   private emit(e: DeliveryEvent): void {
     // Each listener once, however many of its transactions share the connection.
-    const told = new Set<(e: DeliveryEvent) => void>();
+    let first: ((e: DeliveryEvent) => void) | undefined;
+    let more: Array<(e: DeliveryEvent) => void> | undefined;
     for (const a of this.active.values()) {
       const f = a.handlers.onEvent;
-      if (f && !told.has(f)) {
-        told.add(f);
-        f(e);
-      }
+      if (!f || f === first || more?.includes(f)) continue;
+      if (first === undefined) first = f;
+      else (more ??= []).push(f);
+      f(e);
     }
-    if (told.size === 0) this.options.onEvent(e);
+    if (first === undefined) this.options.onEvent(e);
   }
 
   /** Take every event and every output byte the engine has, and act on them. */
@@ -256,9 +257,15 @@ export class Connection {
     for (let ev = this.session.nextEvent(); ev; ev = this.session.nextEvent()) {
       switch (ev.type) {
         case 'send':
-        case 'receive':
-          this.emit({ type: ev.type, line: ev.line });
+        case 'receive': {
+          // A transaction's lines go to its caller only: callers sharing a connection never see
+          // each other's addresses. The connection's own lines (greeting, EHLO, QUIT) go to all.
+          const e: DeliveryEvent = { type: ev.type, line: ev.line };
+          const owner = ev.tx !== undefined ? this.active.get(ev.tx) : undefined;
+          if (owner) owner.handlers.onEvent?.(e);
+          else if (ev.tx === undefined) this.emit(e);
           break;
+        }
         case 'warning':
           this.emit({ type: 'warning', message: ev.message });
           break;

@@ -29,11 +29,24 @@ function digest(s: string): string {
   return createHash('sha256').update(s).digest('hex').slice(0, 32);
 }
 
+const tlsDigests = new Map<string, string>();
+
+/** digest() of a TLS decision, remembered for the last few hundred (never used for secrets). */
+function tlsDigest(s: string): string {
+  let d = tlsDigests.get(s);
+  if (d === undefined) {
+    d = digest(s);
+    if (tlsDigests.size >= 512) tlsDigests.delete(tlsDigests.keys().next().value as string);
+    tlsDigests.set(s, d);
+  }
+  return d;
+}
+
 /** A stable key; fields are joined by NUL after hashing the secret parts. */
 export function poolKey(kind: 'destination' | 'endpoint', k: PoolKeyInput): string {
   const who = k.credentials
     ? digest([k.credentials.username, k.credentials.password ?? '', k.credentials.accessToken ?? '', k.credentials.authzid ?? ''].join('\0'))
     : '*';
   const where = kind === 'destination' ? `${k.nexthop ?? '*'}\0${k.sender === undefined ? '*' : digest(k.sender)}` : `${k.address ?? '*'}\0${k.port ?? '*'}`;
-  return [kind, k.protocol, k.heloName.toLowerCase(), where, digest(k.tls), who].join('\0');
+  return [kind, k.protocol, k.heloName.toLowerCase(), where, tlsDigest(k.tls), who].join('\0');
 }

@@ -50,6 +50,8 @@ interface Entry {
 }
 
 interface Waiter {
+  /** What it asks for, as one string: waiters that ask for the same thing fail alike. */
+  kind: string;
   destination: string;
   endpoint: string;
   pipelining: boolean;
@@ -59,8 +61,11 @@ interface Waiter {
   onAbort: (() => void) | undefined;
 }
 
-/** What `acquire` gives: a connection to reuse, or the right to open a new one. */
-export type Lease = { kind: 'reuse'; conn: Connection } | { kind: 'open'; release: () => void };
+/**
+ * What `acquire` gives: a connection to reuse (`probe`: it was idle, so it is probed with RSET
+ * first, POOL-8; a busy one has just shown it works), or the right to open a new one.
+ */
+export type Lease = { kind: 'reuse'; conn: Connection; probe: boolean } | { kind: 'open'; release: () => void };
 
 export class Pool {
   private readonly o: Required<PoolOptions>;
@@ -69,6 +74,8 @@ export class Pool {
   /** Slots reserved by callers that are opening a connection, per destination. */
   private readonly opening = new Map<string, number>();
   private readonly waiters: Waiter[] = [];
+  /** How many waiters ask for each kind of connection. */
+  private readonly kinds = new Map<string, number>();
   private closing = false;
 
   constructor(options: PoolOptions = {}) {
@@ -114,16 +121,18 @@ export class Pool {
     if (now) return Promise.resolve(now);
     if (q.signal?.aborted) return Promise.resolve(undefined);
     return new Promise((resolve) => {
-      const w: Waiter = { destination: q.destination, endpoint: q.endpoint, pipelining: q.pipelining, fresh: q.fresh ?? false, resolve, signal: q.signal, onAbort: undefined };
+      const fresh = q.fresh ?? false;
+      const w: Waiter = { kind: `${q.destination}\0${q.endpoint}\0${q.pipelining}\0${fresh}`, destination: q.destination, endpoint: q.endpoint, pipelining: q.pipelining, fresh: q.fresh ?? false, resolve, signal: q.signal, onAbort: undefined };
       if (q.signal) {
         w.onAbort = () => {
           const i = this.waiters.indexOf(w);
-          if (i >= 0) this.waiters.splice(i, 1);
+          if (i >= 0) this.dropWaiter(i);
           resolve(undefined);
         };
         q.signal.addEventListener('abort', w.onAbort, { once: true });
       }
       this.waiters.push(w);
+      this.kinds.set(w.kind, (this.kinds.get(w.kind) ?? 0) + 1);
     });
   }
 
@@ -131,16 +140,17 @@ export class Pool {
    * POOL-11: a kept connection by destination label, before any DNS lookup, with the tag its
    * opener stored. Never waits: without one, the caller looks up the next hop as usual.
    */
-  takeByLabel(label: string, pipelining: boolean): { conn: Connection; tag: unknown } | undefined {
+  takeByLabel(label: string, pipelining: boolean): { conn: Connection; tag: unknown; probe: boolean } | undefined {
     if (this.closing) return undefined;
     let best: Entry | undefined;
     for (const e of this.entries) {
       if (e.label !== label || !this.usable(e, pipelining)) continue;
-      if (!best || e.conn.load < best.conn.load) best = e;
+      if (!best || e.leases < best.leases) best = e;
     }
     if (!best) return undefined;
+    const probe = best.leases === 0;
     this.lease(best);
-    return { conn: best.conn, tag: best.tag };
+    return { conn: best.conn, tag: best.tag, probe };
   }
 
   /** Whether the pool keeps this connection. */
@@ -180,6 +190,7 @@ export class Pool {
   /** QUIT to idle connections; what is still open after `timeoutMs` is destroyed. */
   async close(timeoutMs = 5000): Promise<void> {
     this.closing = true;
+    this.kinds.clear();
     for (const w of this.waiters.splice(0)) {
       if (w.signal && w.onAbort) w.signal.removeEventListener('abort', w.onAbort);
       w.resolve({ kind: 'open', release: () => undefined });
@@ -201,18 +212,24 @@ export class Pool {
   // ---------------------------------------------------------------- internals
 
   private tryAcquire(destination: string, endpoint: string, pipelining: boolean, fresh = false): Lease | undefined {
-    // 1. A kept connection to this endpoint: idle first, then one that can pipeline more.
-    let best: Entry | undefined;
+    // 1. An idle kept connection to this endpoint; else note the least busy one that can take
+    // another transaction (transaction pipelining).
+    let busy: Entry | undefined;
     for (const e of fresh ? [] : this.entries) {
       if (e.endpoint !== endpoint || !this.usable(e, pipelining)) continue;
-      if (!best || e.conn.load < best.conn.load) best = e;
+      if (e.leases === 0) {
+        this.lease(e);
+        return { kind: 'reuse', conn: e.conn, probe: true };
+      }
+      if (!busy || e.leases < busy.leases) busy = e;
     }
-    if (best) {
-      this.lease(best);
-      return { kind: 'reuse', conn: best.conn };
+    // 2. Room for a new connection: callers spread over connections before they share one.
+    const room = this.count(destination) < this.o.maxConnectionsPerDestination && this.total() < this.o.maxConnections;
+    if (busy && !room) {
+      this.lease(busy);
+      return { kind: 'reuse', conn: busy.conn, probe: false };
     }
-    // 2. Room for a new connection.
-    if (this.count(destination) < this.o.maxConnectionsPerDestination && this.total() < this.o.maxConnections) {
+    if (room) {
       this.opening.set(destination, (this.opening.get(destination) ?? 0) + 1);
       let released = false;
       return {
@@ -243,8 +260,10 @@ export class Pool {
   private usable(e: Entry, pipelining: boolean): boolean {
     if (!this.keepable(e)) return false;
     if (e.leases === 0 && e.conn.idle) return true;
-    // Transaction pipelining: a busy connection takes more, up to the per-connection cap.
-    return pipelining && e.conn.load < this.o.maxTransactionsPerConnection && e.conn.engine.capabilities?.pipelining === true;
+    // Transaction pipelining: a busy connection takes more callers, up to the per-connection
+    // cap (counted in callers when leased, so a burst cannot pass it).
+    const load = Math.max(e.leases, e.conn.load);
+    return pipelining && e.leases > 0 && load < this.o.maxTransactionsPerConnection && e.conn.engine.capabilities?.pipelining === true;
   }
 
   /** Reuse limits (POOL-5, POOL-9): alive, reusable, within the time and count limits. */
@@ -295,15 +314,29 @@ export class Pool {
     this.serveWaiters();
   }
 
+  private dropWaiter(i: number): void {
+    const [w] = this.waiters.splice(i, 1);
+    if (!w) return;
+    const n = (this.kinds.get(w.kind) ?? 1) - 1;
+    if (n <= 0) this.kinds.delete(w.kind);
+    else this.kinds.set(w.kind, n);
+  }
+
   private serveWaiters(): void {
+    // Waiters that ask for the same thing fail alike: try each kind once per pass (not
+    // waiters × connections work on every release).
+    let failed: Set<string> | undefined;
     for (let i = 0; i < this.waiters.length; ) {
       const w = this.waiters[i]!;
-      const lease = this.tryAcquire(w.destination, w.endpoint, w.pipelining, w.fresh);
+      const lease = failed?.has(w.kind) ? undefined : this.tryAcquire(w.destination, w.endpoint, w.pipelining, w.fresh);
       if (!lease) {
+        (failed ??= new Set()).add(w.kind);
+        // One kind of waiter (the usual case): nobody behind can be served either.
+        if (this.kinds.size === 1) break;
         i++;
         continue;
       }
-      this.waiters.splice(i, 1);
+      this.dropWaiter(i);
       if (w.signal && w.onAbort) w.signal.removeEventListener('abort', w.onAbort);
       w.resolve(lease);
     }

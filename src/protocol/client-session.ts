@@ -174,8 +174,10 @@ export type CommandKind =
 export type Stage = CommandKind | 'body' | 'tls' | 'idle' | 'done';
 
 export type SessionEvent =
-  | { type: 'send'; line: string }
-  | { type: 'receive'; line: string }
+  /** A line written; `tx` when it belongs to a transaction (its commands, its content). */
+  | { type: 'send'; line: string; tx?: number }
+  /** A reply line read; `tx` when it answers a transaction's command. */
+  | { type: 'receive'; line: string; tx?: number }
   | { type: 'warning'; message: string }
   | { type: 'capabilities'; capabilities: Capabilities }
   /** The handshake (greeting, EHLO, STARTTLS, AUTH) is complete (Postfix counts the session now). */
@@ -236,6 +238,8 @@ interface Transaction {
   input: TransactionInput;
   rcpts: Array<{ index: number; line?: string; state: RcptState }>;
   mailLine?: string;
+  /** Started on a session that had carried or was carrying other transactions. */
+  joined: boolean;
   /** XFORWARD commands still to write before MAIL, with their kinds. */
   xforward: Array<{ line: string; kind: 'xforward-name' | 'xforward-proto' }>;
   step: 'start' | 'mail' | 'rcpt' | 'data' | 'await-data' | 'body' | 'after-body' | 'abort' | 'end';
@@ -258,8 +262,8 @@ interface Transaction {
   bodyEnded: boolean;
   early: Reply[]; // replies that arrived while the DATA body was being written
   lmtpDone: number; // LMTP end-of-data replies consumed
-  /** RSET probe: 'sent' until its reply, then 'ok' or 'failed'. */
-  probe?: 'sent' | 'ok' | 'failed';
+  /** RSET probe: 'sent' until its reply, then 'ok' or 'failed' ('closed': a 421, the server read nothing after it). */
+  probe?: 'sent' | 'ok' | 'failed' | 'closed';
   /** Replies received for this transaction's MAIL/RCPT/DATA/BDAT/end of data. */
   replies: number;
   done: boolean;
@@ -334,6 +338,8 @@ export class ClientSession {
   private handling: CommandKind | undefined;
   private protocolError = false;
   private broken = false;
+  /** The command a 421 answered (RFC 5321 §3.8: the server closes after it). */
+  private closedAt: CommandKind | undefined;
   /** A 421, an SMTPUTF8 mismatch or a failed probe: do not reuse (POOL-9). */
   private noReuse = false;
 
@@ -655,9 +661,12 @@ export class ClientSession {
   // ---------------------------------------------------------------- replies
 
   private handleReply(reply: Reply): void {
-    for (const line of reply.lines) this.events.push({ type: 'receive', line });
+    const owner = this.pending[0]?.tx?.id ?? (this.pending.length === 0 ? this.bodyTx()?.id : undefined);
+    for (const line of reply.lines) this.events.push({ type: 'receive', line, ...(owner !== undefined ? { tx: owner } : {}) });
     if (reply.protocolError) this.protocolError = true;
     if (reply.code === 421) this.noReuse = true;
+    // RFC 5321 §3.8: after a 421 the server closes; nothing written after that command was read.
+    if (reply.code === 421 && this.closedAt === undefined && this.pending[0]) this.closedAt = this.pending[0].kind;
     const body = this.bodyTx();
     if (body && !body.useBdat && this.pending.length === 0) {
       body.early.push(reply); // read after ".", as Postfix does; or on EOF (connectionLost)
@@ -836,7 +845,7 @@ export class ClientSession {
 
   private onProbe(tx: Transaction, reply: Reply): void {
     const ok = reply.code >= 200 && reply.code <= 299;
-    tx.probe = ok ? 'ok' : 'failed';
+    tx.probe = ok ? 'ok' : reply.code === 421 ? 'closed' : 'failed';
     if (!ok) {
       this.noReuse = true;
       this.events.push({ type: 'warning', message: `RSET probe of a reused connection failed: ${reply.lines.join(' ')}` });
@@ -945,6 +954,7 @@ export class ClientSession {
       input,
       rcpts: input.recipients.map((r) => ({ index: r.index, state: 'new' as RcptState })),
       step: 'start',
+      joined: this.transactionsDone > 0 || this.txs.length > 0,
       xforward: [],
       nextRcpt: 0,
       mailRejected: false,
@@ -1279,7 +1289,7 @@ export class ClientSession {
         this.sendBdat(tx, bytes.length, true, [bytes]);
       } else {
         if (bytes.length > 0) this.out.push(bytes);
-        this.events.push({ type: 'send', line: `<${bytes.length} octets of message content>` });
+        this.events.push({ type: 'send', line: `<${bytes.length} octets of message content>`, tx: tx.id });
         this.sendLine('.', { kind: 'dot', bytes: 0, tx }, false);
       }
       tx.step = 'after-body';
@@ -1301,7 +1311,7 @@ export class ClientSession {
     const line = last ? `BDAT ${n} LAST` : `BDAT ${n}`;
     this.sendLine(line, { kind: last ? 'bdat-last' : 'bdat', bytes: 0, tx });
     for (const p of parts) this.out.push(p);
-    if (n > 0) this.events.push({ type: 'send', line: `<${n} octets of message content>` });
+    if (n > 0) this.events.push({ type: 'send', line: `<${n} octets of message content>`, tx: tx.id });
   }
 
   // ---------------------------------------------------------------- failures and marks
@@ -1320,9 +1330,18 @@ export class ClientSession {
     this.noReuse = true;
     for (const tx of this.txs) {
       // A reused connection whose RSET probe failed, with no reply of this transaction: the
-      // recipients were never really tried; send them again elsewhere (POOL-8).
-      const notSent = tx.probe !== undefined && tx.probe !== 'ok' && tx.replies === 0;
-      this.markUnmarked(tx, notSent ? { kind: 'not-sent', detail: 'the reused connection failed its RSET probe' } : why);
+      // recipients were never really tried; send them again elsewhere (POOL-8). Not when its
+      // end of data went out in the probe's flight and the server may have taken it before the
+      // connection broke (unless the probe got a 421: then the server read nothing after it).
+      // That is the lost-reply window after the end of data, with Postfix's warning.
+      const probeFailed = tx.probe !== undefined && tx.probe !== 'ok' && tx.replies === 0;
+      // Likewise a transaction that joined a session already in use, when the connection broke
+      // before any reply of its own and before its end of data: nothing of it can be committed.
+      const joinedAndCut = tx.joined && tx.replies === 0 && !tx.bodyEnded && (why.kind === 'lost' || why.kind === 'timeout');
+      const notSent = (probeFailed && (!tx.bodyEnded || tx.probe === 'closed')) || joinedAndCut;
+      const afterEnd: Why | undefined =
+        probeFailed && !notSent && (why.kind === 'lost' || why.kind === 'timeout') ? { kind: why.kind, stage: STAGE_TEXT[tx.useBdat ? 'bdat-last' : 'dot'] } : undefined;
+      this.markUnmarked(tx, notSent ? { kind: 'not-sent', detail: 'the reused connection failed its RSET probe' } : (afterEnd ?? why));
     }
     for (const q of this.queue) {
       // Transactions that never started: before the handshake they share its failure; after
@@ -1422,11 +1441,16 @@ export class ClientSession {
       this.unanswered += bytes.length;
     }
     this.pending.push(pending);
-    this.events.push({ type: 'send', line: redacted ?? line });
+    const owner = pending.tx?.id;
+    this.events.push({ type: 'send', line: redacted ?? line, ...(owner !== undefined ? { tx: owner } : {}) });
   }
 
   private stageText(): string {
     const stage = this.stage;
+    // After a 421 nothing written after that command was read: an end of data the server never
+    // read gets that command's stage, not "message may be sent more than once" (Postfix, which
+    // never pipelines BDAT, cannot meet this; with DATA its text is the receiver state).
+    if (this.closedAt !== undefined && (stage === 'dot' || stage === 'bdat-last')) return STAGE_TEXT[this.closedAt as Exclude<Stage, 'idle' | 'done'>];
     if (stage === 'idle' || stage === 'done') return 'sending QUIT';
     return STAGE_TEXT[stage];
   }

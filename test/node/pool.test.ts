@@ -1,5 +1,6 @@
 /** The connection pool against the test server (POOL-*; POSTFIX-BEHAVIOR.md §1.5). */
 import { Readable } from 'node:stream';
+import { connect, createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deliver, Pool, type DeliveryEvent, type DeliverOptions } from '../../src/index.js';
 import { TestServer, testCertificate, type TestServerOptions } from '../../src/testing/index.js';
@@ -254,5 +255,96 @@ describe('Pool: destination label (POOL-7, POOL-11)', () => {
     expect(ids[0]).toBe(ids[1]);
     expect(ids[2]).not.toBe(ids[0]);
     expect(s.sessions).toHaveLength(2);
+  });
+});
+
+describe('Pool: findings of the benchmarks (bench/pool-findings.ts)', () => {
+  it('a reused connection cut after its probe flight carried BDAT LAST: never sent twice; delayed with the duplicate warning', async () => {
+    const s = await start({ discardData: true });
+    let n = 0;
+    // A relay that cuts its first connection 30 ms after the client sent RSET, holding back every reply from then on.
+    const relay = createServer((client) => {
+      const first = n++ === 0;
+      const up = connect(s.port!, '127.0.0.1');
+      let cut = false;
+      client.on('data', (d) => {
+        up.write(d);
+        if (first && !cut && d.toString('latin1').startsWith('RSET')) {
+          cut = true;
+          setTimeout(() => (client.destroy(), up.destroy()), 30);
+        }
+      });
+      up.on('data', (d) => void (cut || client.write(d)));
+      client.on('error', () => {});
+      up.on('error', () => {});
+      client.on('close', () => up.destroy());
+      up.on('close', () => client.destroy());
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    try {
+      const dest = `[127.0.0.1]:${(relay.address() as { port: number }).port}`;
+      const p = pool();
+      await deliver(env(1, 'first'), dest, { ...base, pool: p });
+      const r = await deliver({ ...env(1, 'second'), from: 'second@client.test' }, dest, { ...base, pool: p });
+      await new Promise((res) => setTimeout(res, 100));
+      const copies = s.transactions.filter((t) => t.mailFrom === 'second@client.test' && t.replies.some((x) => x.startsWith('250'))).length;
+      expect(copies).toBe(1);
+      expect(r.recipients[0]).toMatchObject({ action: 'delayed', status: '4.4.2' });
+      expect(r.recipients[0]!.reason).toMatch(/while sending end of data -- message may be sent more than once/);
+    } finally {
+      relay.close();
+    }
+  });
+
+  it('maxTransactionsPerConnection holds under a burst; callers spread over connections before they share one', async () => {
+    const s = await start({ discardData: true });
+    const p = pool({ maxConnectionsPerDestination: 2, maxTransactionsPerConnection: 4 });
+    const rs = await Promise.all(Array.from({ length: 60 }, (_, i) => deliver(env(1, `m${i}`), s.destination, { ...base, pool: p })));
+    expect(rs.every((r) => r.recipients[0]!.action === 'relayed')).toBe(true);
+    await s.waitForSessions(0);
+    const perSession = new Map<number, number>();
+    for (const t of s.transactions) perSession.set(t.session, (perSession.get(t.session) ?? 0) + 1);
+    expect([...perSession.values()].every((n) => n >= 20)).toBe(true);
+    expect(perSession.size).toBe(2);
+    // Never more than 4 MAIL commands outstanding on one connection.
+    for (const x of s.sessions) {
+      let open = 0;
+      let most = 0;
+      for (const l of x.transcript) {
+        if (l.startsWith('C: MAIL')) most = Math.max(most, ++open);
+        if (/^S: 250 2\.0\.0 Ok: queued/.test(l)) open--;
+      }
+      expect(most).toBeLessThanOrEqual(4);
+    }
+  });
+
+  it('callers sharing a connection see only their own commands; no RSET probe for a caller that joins it busy', async () => {
+    const s = await start({ discardData: true });
+    const p = pool({ maxConnectionsPerDestination: 1 });
+    const seen = new Map<string, string[]>();
+    await Promise.all(
+      ['a', 'b', 'c'].map((k) =>
+        deliver({ from: `${k}@client.test`, to: [`${k}-rcpt@t.test`], message: 'Subject: x\r\n\r\ny\r\n' }, s.destination, {
+          ...base,
+          pool: p,
+          onEvent: (e) => e.type === 'send' && seen.set(k, [...(seen.get(k) ?? []), e.line]),
+        }),
+      ),
+    );
+    for (const [k, lines] of seen) {
+      for (const l of lines.filter((x) => /^(MAIL FROM|RCPT TO):/.test(x))) expect(l.includes(`<${k}@client.test>`) || l.includes(`<${k}-rcpt@t.test>`), `${k}: ${l}`).toBe(true);
+    }
+    await p.close();
+    await s.waitForSessions(1);
+    // At most one probe: a caller that found the connection idle; those that joined it busy send none.
+    expect(s.sessions[0]!.transcript.filter((l) => l === 'C: RSET').length).toBeLessThanOrEqual(1);
+  });
+
+  it('a 421 to a RCPT before BDAT LAST in the same flight: the accepted recipient is lost while sending RCPT TO, not "may be sent more than once"', async () => {
+    const s = await start({ faults: [{ step: 'rcpt', rcpt: 1, action: 'reply', reply: '421 4.3.2 Service shutting down, closing channel' }] });
+    const r = await deliver(env(2), s.destination, base);
+    expect(r.recipients[0]).toMatchObject({ action: 'delayed', status: '4.4.2' });
+    expect(r.recipients[0]!.reason).toMatch(/lost connection with .* while sending RCPT TO$/);
+    expect(r.recipients[1]).toMatchObject({ action: 'delayed', status: '4.3.2' });
   });
 });
