@@ -3,6 +3,7 @@
 // Delivered-To loop check, XFORWARD, and the content hooks (rewriteAddress, headerCheck). Every
 // case reads back what Postfix stored (virtual(8) maildirs, LF line ends) or logged.
 import { createServer } from 'node:net';
+import { Readable } from 'node:stream';
 import { simpleParser, type ParsedMail } from 'mailparser';
 import { describe, expect, it } from 'vitest';
 import { deliver } from '../../src/index.js';
@@ -493,6 +494,50 @@ describe('content hooks', () => {
     expect(headers.filter((h) => /^X-Secret:/i.test(h))).toEqual([]);
     expect(headers.join('\n')).not.toContain('s3cr3t');
     expect(body.toString('utf8')).toBe('body line\nX-Secret: a body line, not a header: kept\n');
+  });
+});
+
+describe('content hooks: a hook that throws', () => {
+  it('while a stream is written: delayed 4.3.0, Postfix saw the connection drop before the end of data and stored nothing', async () => {
+    const tok = token('hookfail');
+    const head = `From: <${SENDER}>\r\nTo: <${ALICE}>\r\nSubject: ${tok}\r\n\r\n`;
+    const lines = Array.from({ length: 4000 }, (_, i) => `filler line ${i} ${tok}\r\n`);
+    // A factory of many chunks: the hook fails long after the first chunks went out.
+    const message = () => Readable.from([head, ...lines.slice(0, 3000), 'boom\r\n', ...lines.slice(3000)].map((x) => Buffer.from(x)));
+    const cursor = new LogCursor(P.postfixLog);
+    const r = await deliver({ from: SENDER, to: [ALICE, BOB], message }, smtpNexthop(P.postfix), {
+      ...base,
+      bodyCheck: (l) => {
+        if (l.text === 'boom') throw new Error('checker crashed');
+        return undefined;
+      },
+    });
+    expect(r.recipients.map((x) => [x.action, x.status])).toEqual([
+      ['delayed', '4.3.0'],
+      ['delayed', '4.3.0'],
+    ]);
+    expect(r.recipients[0]!.reason).toMatch(/bodyCheck failed: checker crashed/);
+    const lost = await waitForLogLine(cursor, /postfix-interop\/chunking\/smtpd\[\d+\]: lost connection after (BDAT|DATA)/);
+    expect(lost).toBeTruthy();
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(maildirFilesWith(maildir('alice'), tok)).toEqual([]);
+    expect(maildirFilesWith(maildir('bob'), tok)).toEqual([]);
+  });
+
+  it('in memory: nothing at all reaches Postfix (the hooks run before MAIL)', async () => {
+    const tok = token('hookfail-mem');
+    const cursor = new LogCursor(P.postfixLog);
+    const r = await deliver({ from: SENDER, to: [ALICE], message: `Subject: ${tok}\r\nX-Bad: 1\r\n\r\nbody\r\n` }, smtpNexthop(P.postfix), {
+      ...base,
+      headerCheck: (h) => {
+        if (h.name === 'X-Bad') throw new Error('no');
+        return undefined;
+      },
+    });
+    expect(r.recipients[0]).toMatchObject({ action: 'delayed', status: '4.3.0' });
+    const d = await waitForLogLine(cursor, /postfix-interop\/chunking\/smtpd\[\d+\]: disconnect from .* commands=\d+/);
+    expect(d).not.toMatch(/\bmail=/);
+    expect(maildirFilesWith(maildir('alice'), tok)).toEqual([]);
   });
 });
 
