@@ -884,9 +884,14 @@ class Delivery {
  * resumed session's kept verdict is only reused for the same check.
  */
 function sessionKey(address: string, port: number, d: TlsOk): string {
-  const check = JSON.stringify(d.check, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v));
+  // No check and no trust anchors (levels none, may, encrypt without a CA): nothing to hash.
+  const check = d.check.kind === 'none' ? '' : JSON.stringify(d.check, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v));
   const ca = d.ca === undefined ? '' : createHash('sha256').update(JSON.stringify([d.ca].flat().map((c) => (typeof c === 'string' ? c : Buffer.from(c).toString('base64'))))).digest('hex');
-  return [address, port, d.servername ?? '', d.level, createHash('sha256').update(check + ca).digest('hex').slice(0, 32)].join('|');
+  // The client certificate is part of the identity (a connection authenticated with one
+  // certificate is not reused for a caller with another); the key is never hashed in.
+  const cert = d.cert === undefined ? '' : `cert:${typeof d.cert === 'string' ? d.cert : Buffer.from(d.cert).toString('base64')}`;
+  const digest = check === '' && ca === '' && cert === '' ? '-' : createHash('sha256').update(`${check}\0${ca}\0${cert}`).digest('hex').slice(0, 32);
+  return `${address}|${port}|${d.servername ?? ''}|${d.level}|${d.wrapperMode ? 'wrapped' : d.startTls}|${d.minVersion ?? ''}-${d.maxVersion ?? ''}|${d.ciphers ?? ''}|${digest}`;
 }
 
 /** What a pooled connection carries so that a destination-label hit needs no DNS lookup. */

@@ -5,6 +5,8 @@
  * autodetection in cleanup, PROTO-12). Pure; bytes in.
  */
 
+import { hasEightBit } from '../protocol/bytes.js';
+
 const LF = 0x0a;
 const CR = 0x0d;
 
@@ -77,6 +79,7 @@ export function deliveredToAddresses(header: Uint8Array): Set<string> {
  * autodetection; 8-bit octets that are not UTF-8 do not ask for it).
  */
 export function headerNeedsUtf8(header: Uint8Array): boolean {
+  if (!hasEightBit(header)) return false;
   for (const line of headerLines(header)) {
     if (line.every((b) => b < 0x80)) continue;
     try {

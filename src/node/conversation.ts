@@ -67,6 +67,9 @@ interface ActiveTx {
 
 let nextConnectionId = 1;
 
+/** Output up to this many octets is written as one buffer. */
+const COALESCE_LIMIT = 16 * 1024;
+
 export class Connection {
   readonly id = nextConnectionId++;
   readonly createdAt = Date.now();
@@ -319,6 +322,18 @@ export class Connection {
   private flush(): void {
     const out = this.session.takeOutput();
     if (out.length === 0 || this.socket.destroyed) return;
+    if (out.length === 1) {
+      this.socket.write(out[0]!);
+      return;
+    }
+    // A flight of commands and a small message: copied into one buffer, one write (a single
+    // write is cheaper than cork + writev); large content is not copied.
+    let n = 0;
+    for (const chunk of out) n += chunk.length;
+    if (n <= COALESCE_LIMIT) {
+      this.socket.write(Buffer.concat(out, n));
+      return;
+    }
     this.socket.cork();
     for (const chunk of out) this.socket.write(chunk);
     this.socket.uncork();

@@ -11,7 +11,6 @@ export type PreparedSource =
   | { kind: 'bytes'; bytes: Uint8Array }
   | { kind: 'stream'; open: () => AsyncIterator<Uint8Array>; reopenable: boolean };
 
-const encoder = new TextEncoder();
 
 export function prepareSource(message: Envelope['message']): PreparedSource {
   if (typeof message === 'function') {
@@ -37,7 +36,7 @@ export function prepareSource(message: Envelope['message']): PreparedSource {
 }
 
 function fromSource(source: MessageSource): PreparedSource {
-  if (typeof source === 'string') return { kind: 'bytes', bytes: encoder.encode(source) };
+  if (typeof source === 'string') return { kind: 'bytes', bytes: Buffer.from(source, 'utf8') };
   if (source instanceof Uint8Array) return { kind: 'bytes', bytes: source };
   const iterable = source as unknown as AsyncIterable<unknown>;
   if (iterable && typeof iterable[Symbol.asyncIterator] === 'function') {
@@ -61,7 +60,7 @@ async function* bytesOf(it: AsyncIterator<unknown>): AsyncGenerator<Uint8Array> 
       const r = await it.next();
       if (r.done) return;
       const v = r.value;
-      if (typeof v === 'string') yield encoder.encode(v);
+      if (typeof v === 'string') yield Buffer.from(v, 'utf8');
       else if (v instanceof Uint8Array) yield v;
       else throw new TypeError('message stream yielded something that is not bytes or a string');
     }

@@ -19,7 +19,7 @@
 import { ContentEncoder, encodeContent } from './content-encoder.js';
 import { encodeMailFrom, encodeRcptTo } from './command-encoder.js';
 import { encodeXtext } from './xtext.js';
-import { concatBytes } from './bytes.js';
+import { concatBytes, hasEightBit, utf8Bytes } from './bytes.js';
 import { ContentHookError, MimeConversionError, MimeState, type CheckReport } from '../content/mime-state.js';
 import type { BodyCheck, HeaderCheck, RewriteAddress } from '../content/hooks.js';
 import { parseEhlo, noCapabilities, type Capabilities } from './ehlo-parser.js';
@@ -290,7 +290,6 @@ function takeBytes(tx: { chunk: Uint8Array[]; chunkBytes: number }, n: number): 
   tx.chunkBytes -= n;
   return parts;
 }
-const encoder = new TextEncoder();
 
 export class ClientSession {
   private readonly config: Required<
@@ -1042,7 +1041,8 @@ export class ClientSession {
           return this.endLocally(tx);
         }
       }
-      const encoded = encodeContent(raw, { lineLengthLimit: this.config.lineLengthLimit, dotStuff: tx.dotStuff });
+      const scanned = body === undefined && !(downgrade || hooked);
+      const encoded = encodeContent(raw, { lineLengthLimit: this.config.lineLengthLimit, dotStuff: tx.dotStuff }, scanned ? { eightBit } : undefined);
       tx.prepared = encoded.bytes;
       // RFC 1870 §3: the size of the message as sent, without dot-stuffing.
       size = encoded.size;
@@ -1434,7 +1434,7 @@ export class ClientSession {
 
   private sendLine(line: string, pending: Pending, count = true, redacted?: string): void {
     pending.batch = this.batch;
-    const bytes = encoder.encode(line + CRLF);
+    const bytes = utf8Bytes(line + CRLF);
     this.out.push(bytes);
     if (count) {
       pending.bytes = bytes.length;
@@ -1477,11 +1477,6 @@ function xforwardLines(x: NonNullable<TransactionInput['xforward']>, announced: 
   return out;
 }
 
-
-function hasEightBit(bytes: Uint8Array): boolean {
-  for (let i = 0; i < bytes.length; i++) if (bytes[i]! >= 0x80) return true;
-  return false;
-}
 
 /** What a content failure means for the recipients: MIME 5.6.0, a hook 4.3.0. */
 function contentWhy(err: unknown): Why {

@@ -10,6 +10,8 @@
  * - with `dotStuff` (DATA), a `.` at the start of a line is doubled (RFC 5321 §4.5.2). BDAT
  *   content (RFC 3030) is not dot-stuffed.
  */
+import { hasEightBit } from './bytes.js';
+
 export interface ContentEncoderOptions {
   /** Postfix `smtp_line_length_limit` (998); 0 turns folding off. */
   lineLengthLimit?: number;
@@ -134,7 +136,11 @@ export class ContentEncoder {
 }
 
 /** Encode a whole in-memory message at once. */
-export function encodeContent(message: Uint8Array, options?: ContentEncoderOptions): { bytes: Uint8Array; eightBit: boolean; size: number } {
+export function encodeContent(message: Uint8Array, options?: ContentEncoderOptions, known?: { eightBit: boolean }): { bytes: Uint8Array; eightBit: boolean; size: number } {
+  // Most messages are already canonical: the bytes go out as they are, no copy.
+  if (isCanonical(message, options?.lineLengthLimit ?? 998, options?.dotStuff ?? true)) {
+    return { bytes: message, eightBit: known?.eightBit ?? hasEightBit(message), size: message.length };
+  }
   const enc = new ContentEncoder(options);
   const body = enc.write(message);
   const tail = enc.end();
@@ -145,4 +151,24 @@ export function encodeContent(message: Uint8Array, options?: ContentEncoderOptio
     bytes.set(tail, body.length);
   }
   return { bytes, eightBit: enc.eightBit, size: enc.size };
+}
+
+/**
+ * True when encoding would not change a byte: every line ends in CR LF (the last one too), no
+ * bare CR or LF, no line over the limit, and (with dot-stuffing) none starting with ".".
+ */
+function isCanonical(m: Uint8Array, limit: number, dotStuff: boolean): boolean {
+  const len = m.length;
+  if (len === 0) return true;
+  if (len < 2 || m[len - 2] !== CR || m[len - 1] !== LF) return false;
+  let start = 0;
+  while (start < len) {
+    const lf = m.indexOf(LF, start);
+    // The first CR of the line must be the one just before its LF.
+    if (lf < 1 || m.indexOf(CR, start) !== lf - 1) return false;
+    if (limit > 0 && lf - 1 - start > limit) return false;
+    if (dotStuff && m[start] === DOT) return false;
+    start = lf + 1;
+  }
+  return true;
 }

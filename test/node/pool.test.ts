@@ -103,8 +103,12 @@ describe('Pool: reuse', () => {
     const tom = await ids({ tls: { level: 'encrypt' }, auth: { username: 'tom', password: 'b' } });
     const plain = await ids({ tls: { level: 'none' } });
     const may = await ids({ tls: { level: 'may' } });
+    // A client certificate is part of the TLS identity: not shared with callers without it.
+    const withCert = await ids({ tls: { level: 'encrypt', cert: testCertificate.cert, key: testCertificate.key }, auth: { username: 'tim', password: 'a' } });
+    const withCert2 = await ids({ tls: { level: 'encrypt', cert: testCertificate.cert, key: testCertificate.key }, auth: { username: 'tim', password: 'a' } });
     expect(tim2).toEqual(tim1); // same credentials, same policy: reused
-    expect(new Set([tim1[0], tom[0], plain[0], may[0]]).size).toBe(4);
+    expect(withCert2).toEqual(withCert);
+    expect(new Set([tim1[0], tom[0], plain[0], may[0], withCert[0]]).size).toBe(5);
   });
 });
 

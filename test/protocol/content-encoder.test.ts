@@ -112,4 +112,22 @@ describe('ContentEncoder', () => {
       { numRuns: 500 },
     );
   });
+
+  it('encodeContent gives the streaming encoder\'s bytes, and passes canonical input through without a copy', () => {
+    // Lines biased towards the canonical form, so both the pass-through and the encoding path run.
+    const lineArb = fc.tuple(fc.array(fc.constantFrom('a', '.', ' ', '\u00e9', '\r', '\n'), { maxLength: 12 }), fc.constantFrom('\r\n', '\r\n', '\r\n', '\n', '\r', ''));
+    fc.assert(
+      fc.property(fc.array(lineArb, { maxLength: 20 }), fc.constantFrom(0, 5, 8, 998), fc.boolean(), (lines, limit, stuff) => {
+        const input = bytesOf(lines.map(([cs, end]) => cs.join('') + end).join(''));
+        const e = new ContentEncoder({ lineLengthLimit: limit, dotStuff: stuff });
+        const expected = latin1(e.write(input)) + latin1(e.end());
+        const got = encodeContent(input, { lineLengthLimit: limit, dotStuff: stuff });
+        expect(latin1(got.bytes)).toBe(expected);
+        expect(got.size).toBe(e.size);
+        expect(got.eightBit).toBe(e.eightBit);
+        if (expected === latin1(input)) expect(got.bytes).toBe(input);
+      }),
+      { numRuns: 1000 },
+    );
+  });
 });
