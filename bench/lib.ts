@@ -3,11 +3,11 @@
  * Postfix detection, free ports, statistics and argument parsing. Loopback only.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 export const REPO_DIR = dirname(BENCH_DIR);
@@ -427,4 +427,23 @@ export function gitHead(): string {
   if (h.status !== 0) return '?';
   const d = spawnSync('git', ['-C', REPO_DIR, 'status', '--porcelain', '--', 'src'], { encoding: 'utf8' });
   return `${h.stdout.trim()}${d.stdout.trim() ? ' (src/ modified)' : ''}`;
+}
+
+/**
+ * mailwire as a user runs it: the built package (dist/index.js), unless `--src` is given (the
+ * TypeScript sources through tsx, which wraps every function for its names and runs a few
+ * per cent slower). The build must be newer than every source file.
+ */
+export async function loadMailwire(): Promise<{ module: typeof import('../src/index.js'); label: string }> {
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+  if (argFlag('--src')) return { module: await import('../src/index.js'), label: 'src/ (tsx)' };
+  const built = join(root, 'dist', 'index.js');
+  const newest = (dir: string): number =>
+    readdirSync(dir, { withFileTypes: true }).reduce((m, e) => Math.max(m, e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs), 0);
+  if (!existsSync(built) || statSync(built).mtimeMs < newest(join(root, 'src'))) {
+    console.log('dist/ is missing or older than src/: npm run build');
+    const b = spawnSync('npm', ['run', 'build'], { cwd: root, stdio: 'ignore' });
+    if (b.status !== 0) throw new Error('npm run build failed');
+  }
+  return { module: (await import(pathToFileURL(built).href)) as typeof import('../src/index.js'), label: 'dist/ (the built package)' };
 }

@@ -6,7 +6,7 @@
  *        [--budget 3] [--warmup 1000] [--rtt 0,20] [--conns 1,10] [--rcpts 1,10] [--size 1024]
  *        [--servers sink,postfix] [--postfix bench|interop] [--per-conn 32] [--sweep 10,320,2000]
  *        [--clients mailwire,mailwire-tp-off,mailwire-split,nodemailer,smtp-source,smtp-source-d]
- *        [--quick]
+ *        [--quick] [--src]
  *
  * Cells: server × RTT × connections C × recipients per message; 1 KB messages; tls none.
  *   mailwire         new Pool({ idleTimeout: 2000, maxConnectionsPerDestination: C,
@@ -46,11 +46,12 @@ import { performance } from 'node:perf_hooks';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
-import { deliver, Pool } from '../src/index.js';
 import { forkLatencyProxy, type RemoteLatencyProxy } from './latency-proxy.js';
-import { argFlag, argNumber, argValue, findPostfix, findPostfixTool, fixedSizeMessage, gitHead, inFlight, median, runSmtpSource, startSmtpSink, table, type ChildReceiver } from './lib.js';
+import { argFlag, argNumber, argValue, findPostfix, findPostfixTool, fixedSizeMessage, gitHead, inFlight, loadMailwire, median, runSmtpSource, startSmtpSink, table, type ChildReceiver } from './lib.js';
 import { startBenchPostfix, type BenchPostfix } from './postfix-discard.js';
 
+const mailwire = await loadMailwire();
+const { deliver, Pool } = mailwire.module;
 const QUICK = argFlag('--quick');
 const RUNS = argNumber('--runs', QUICK ? 1 : 3);
 const M0_SINK = argNumber('--messages', QUICK ? 1000 : 5000);
@@ -243,7 +244,7 @@ const medCpuUs = (os: Outcome[] | undefined) => {
 
 console.log(`mailwire pool throughput: ${SIZE}-octet messages, tls none, ${RUNS} run(s) per cell (median), clients ${CLIENTS.join(', ')}`);
 console.log(`messages per run: ${M0_SINK} (0 ms, smtp-sink), ${M0_POSTFIX} (0 ms, Postfix); at 20 ms about ${BUDGET_S} s worth per run (from a pilot run), 30..5000`);
-console.log(`in flight: connections × ${PER_CONN} deliver()/sendMail() calls; mailwire-tp-off = mailwire with transactionPipelining: false; node ${process.version}, mailwire ${gitHead()}`);
+console.log(`in flight: connections × ${PER_CONN} deliver()/sendMail() calls; mailwire-tp-off = mailwire with transactionPipelining: false; node ${process.version}, mailwire ${gitHead()} from ${mailwire.label}`);
 
 const results: CellResult[] = [];
 let failures = 0;

@@ -57,10 +57,7 @@ interface CheckedEnvelope {
 export async function deliver(envelope: Envelope, destination: string | Destination[], options?: DeliverOptions): Promise<DeliveryResult> {
   const opts = resolveOptions(options);
   const env = checkEnvelope(envelope);
-  const destinations =
-    typeof destination === 'string'
-      ? parseDestination(destination, { protocol: opts.protocol, port: opts.port, knownTcpPorts: opts.knownTcpPorts, myHostname: opts.heloName })
-      : checkDestinations(destination);
+  const destinations = typeof destination === 'string' ? parsedDestination(destination, opts, options?.knownTcpPorts === undefined) : checkDestinations(destination);
   let source: PreparedSource;
   try {
     source = prepareSource(env.message);
@@ -68,6 +65,22 @@ export async function deliver(envelope: Envelope, destination: string | Destinat
     throw new MailwireError('EENVELOPE', err instanceof Error ? err.message : String(err));
   }
   return new Delivery(env, destinations, opts, source).run();
+}
+
+/** Parsed destinations by text and the options they depend on (a worker sends to the same few). */
+const parsedDestinations = new Map<string, Destination[]>();
+
+function parsedDestination(text: string, opts: ResolvedOptions, cacheable: boolean): Destination[] {
+  const parse = () => parseDestination(text, { protocol: opts.protocol, port: opts.port, knownTcpPorts: opts.knownTcpPorts, myHostname: opts.heloName });
+  if (!cacheable) return parse();
+  const key = `${opts.protocol}\0${opts.port ?? ''}\0${opts.heloName}\0${text}`;
+  let d = parsedDestinations.get(key);
+  if (!d) {
+    d = parse(); // a syntax error throws and is not cached
+    if (parsedDestinations.size >= 256) parsedDestinations.clear();
+    parsedDestinations.set(key, d);
+  }
+  return d;
 }
 
 class Delivery {

@@ -86,6 +86,9 @@ export class Connection {
 
   private socket: Socket | TLSSocket;
   private timer: NodeJS.Timeout | undefined;
+  /** When the timer fires, and when the stage's deadline really is (performance.now(); 0 = none). */
+  private timerAt = 0;
+  private deadline = 0;
   private finished = false;
   private resolveReady!: (ok: boolean) => void;
   private resolveClosed!: (s: ConnectionSummary) => void;
@@ -339,25 +342,51 @@ export class Connection {
     this.socket.uncork();
   }
 
-  /** Arm the deadline of the stage the engine waits in; `progress` restarts it. */
+  /**
+   * Arm the deadline of the stage the engine waits in; `progress` restarts it. The deadline is
+   * a number; one timer runs at a time and, when it fires before a deadline that moved later,
+   * sleeps again for the rest (a timer per reply costs more than the replies at high rates).
+   */
   private arm(progress: boolean): void {
     if (this.finished) return;
     const stage = this.session.stage;
-    if (!progress && stage === this.armedStage && this.timer) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    if (!progress && stage === this.armedStage && this.deadline !== 0) return;
     this.armedStage = stage;
     const ms = stageTimeout(stage, this.options.timeouts);
-    if (ms <= 0) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      if (this.finished) return;
-      this.hard = true;
-      this.session.timeout();
-      this.pump();
-      this.close(true);
-    }, ms);
+    if (ms <= 0) {
+      this.deadline = 0;
+      this.stopTimer();
+      return;
+    }
+    this.deadline = performance.now() + ms;
+    if (this.timer && this.timerAt <= this.deadline) return;
+    this.stopTimer();
+    this.startTimer(ms);
   }
+
+  private startTimer(ms: number): void {
+    this.timerAt = performance.now() + ms;
+    this.timer = setTimeout(this.onTimer, ms);
+  }
+
+  private stopTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    if (this.finished || this.deadline === 0) return;
+    const left = this.deadline - performance.now();
+    if (left >= 1) {
+      this.startTimer(Math.ceil(left));
+      return;
+    }
+    this.hard = true;
+    this.session.timeout();
+    this.pump();
+    this.close(true);
+  };
 
   private notify(): void {
     const w = this.wake;
@@ -492,8 +521,8 @@ export class Connection {
   private close(now: boolean): void {
     if (this.finished) return;
     this.finished = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    this.deadline = 0;
+    this.stopTimer();
     const sock = this.socket;
     if (now || this.hard || sock.destroyed) {
       sock.destroy();
