@@ -208,10 +208,14 @@ async function verify(dir: string): Promise<{ ok: boolean; lines: string[] }> {
   let problems = 0;
   const bad: string[] = [];
   const badMessages = new Set<number>();
+  /** Problems by kind (message and recipient numbers left out), for the summary. */
+  const kinds = new Map<string, number>();
   const problem = (s: string, m?: number) => {
     problems++;
     if (m !== undefined) badMessages.add(m);
     if (bad.length < 20) bad.push(s);
+    const kind = s.replace(/^m\d+r\d+: /, '').replace(/^message \d+: /, '');
+    kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
   };
   const tally = { relayed: 0, delayed: 0, failed: 0, mayTwice: 0, mayTwiceLost: 0, mayTwiceAccepted: 0, mayTwiceNeither: 0, mayTwiceAfter421: 0, lostRecipients: 0, acceptedRecipients: 0 };
   for await (const c of jsonLines<ClientLine>(join(dir, 'results.jsonl'))) {
@@ -259,6 +263,7 @@ async function verify(dir: string): Promise<{ ok: boolean; lines: string[] }> {
   out.push(`recipients: relayed ${tally.relayed}, delayed ${tally.delayed}, failed ${tally.failed}; server accepted (2xx end of data) ${tally.acceptedRecipients}, end-of-data reply lost for ${tally.lostRecipients}`);
   out.push(`"message may be sent more than once": ${tally.mayTwice} recipient(s): ${tally.mayTwiceLost} whose end-of-data reply the server did not send (drop/stall after the end of data), ${tally.mayTwiceAccepted} the server had accepted (2xx written, the client did not get it in time), ${tally.mayTwiceAfter421} after a 421 reply to MAIL/RCPT of the same transaction (the server had said it was closing before the end of data), ${tally.mayTwiceNeither} whose end of data the server never read (the client had written it: a stall/drop while the data arrived, or input discarded after a fault in an earlier pipelined transaction)`);
   out.push(`mismatches: ${problems}`);
+  for (const [k, n] of [...kinds].sort((a, b) => b[1] - a[1]).slice(0, 10)) out.push(`  ${n} × ${k}`);
   for (const b of bad) out.push('  ' + b);
   for (const m of [...badMessages].slice(0, 5)) {
     out.push(`  message ${m} at the server:`);

@@ -1339,8 +1339,16 @@ export class ClientSession {
       // before any reply of its own and before its end of data: nothing of it can be committed.
       const joinedAndCut = tx.joined && tx.replies === 0 && !tx.bodyEnded && (why.kind === 'lost' || why.kind === 'timeout');
       const notSent = (probeFailed && (!tx.bodyEnded || tx.probe === 'closed')) || joinedAndCut;
+      // A transaction whose end of data went out (BDAT LAST in the flight of its MAIL and RCPT,
+      // or behind a probe or another transaction) and whose reply never came: the server may
+      // have taken it before the connection broke (a reset also discards replies already sent),
+      // so the reason is the lost-reply window after the end of data, with Postfix's warning,
+      // whatever reply was awaited first. Postfix never writes an end of data before the
+      // replies to MAIL and RCPT, so its receiver-state text cannot say this. Not after a 421:
+      // the server read nothing after it.
+      const endWritten = tx.step === 'after-body' && this.closedAt === undefined;
       const afterEnd: Why | undefined =
-        probeFailed && !notSent && (why.kind === 'lost' || why.kind === 'timeout') ? { kind: why.kind, stage: STAGE_TEXT[tx.useBdat ? 'bdat-last' : 'dot'] } : undefined;
+        !notSent && (probeFailed || endWritten) && (why.kind === 'lost' || why.kind === 'timeout') ? { kind: why.kind, stage: STAGE_TEXT[tx.useBdat ? 'bdat-last' : 'dot'] } : undefined;
       this.markUnmarked(tx, notSent ? { kind: 'not-sent', detail: 'the reused connection failed its RSET probe' } : (afterEnd ?? why));
     }
     for (const q of this.queue) {

@@ -530,3 +530,43 @@ describe('ClientSession: XFORWARD (PROTO-18)', () => {
     expect(rejected.warnings.some((m) => /550 5\.7\.0 insufficient authorization \(in reply to XFORWARD name\/address command\)/.test(m))).toBe(true);
   });
 });
+
+describe('ClientSession: pipelined transactions and a lost connection', () => {
+  const enc = new TextEncoder();
+  const text = (out: Uint8Array[]) => out.map((b) => new TextDecoder().decode(b)).join('');
+  function twoPipelined(): { s: ClientSession; outcomes: Map<number, Map<number, Why>> } {
+    const s = new ClientSession({ protocol: 'smtp', heloName: 'client.test', transactionPipelining: true, quitAfterTransaction: false });
+    s.receive(enc.encode('220 mx.test ESMTP\r\n'));
+    s.receive(enc.encode(EHLO_FULL.join('\r\n') + '\r\n'));
+    const a = s.transaction(tx(['a@x.org']));
+    const b = s.transaction(tx(['b@x.org']));
+    const wire = text(s.takeOutput());
+    // Both transactions went out, each with its end of data, before any reply.
+    expect(wire.match(/BDAT \d+ LAST/g)).toHaveLength(2);
+    const outcomes = new Map<number, Map<number, Why>>([[a, new Map()], [b, new Map()]]);
+    return { s, outcomes };
+  }
+  function collect(s: ClientSession, outcomes: Map<number, Map<number, Why>>): void {
+    for (const e of drainEvents(s)) if (e.type === 'outcome') outcomes.get(e.tx)!.set(e.index, e.why);
+  }
+
+  it('each transaction whose BDAT LAST went out without a reply: "may be sent more than once", the head one too', () => {
+    const { s, outcomes } = twoPipelined();
+    drainEvents(s).next();
+    s.connectionLost(); // e.g. a reset that discarded replies already sent
+    collect(s, outcomes);
+    const [first, second] = [...outcomes.values()].map((m) => m.get(0) as Why & { stage?: string });
+    expect(first).toMatchObject({ kind: 'lost', stage: 'sending end of data -- message may be sent more than once' });
+    expect(second).toMatchObject({ kind: 'lost', stage: 'sending end of data -- message may be sent more than once' });
+  });
+
+  it('after a 421 nothing written later was read: the transaction behind is not "may be sent more than once"', () => {
+    const { s, outcomes } = twoPipelined();
+    s.receive(enc.encode('421 4.3.2 closing\r\n'));
+    s.connectionLost();
+    collect(s, outcomes);
+    const second = [...outcomes.values()][1]!.get(0) as Why & { stage?: string };
+    expect(second.kind === 'lost' ? second.stage : second.kind).not.toMatch(/more than once/);
+  });
+});
+
