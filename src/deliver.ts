@@ -544,6 +544,9 @@ class Delivery {
     // The concurrency group (maxConnectionsPerDestination): the next hop, as Postfix's qmgr counts.
     const group = `${opts.protocol}\0${dest.nexthop}`;
     let leased = how.leased;
+    // Not kept in `how`: closures of this delivery live as long as the connections it opens,
+    // and must not hold the connection it found in the pool (a chain of every connection since).
+    how.leased = undefined;
     if (leased && (leased.endpointKey !== endpointKey || !pool)) {
       // Other credentials for this sender and server: not this connection.
       pool?.release(leased.conn);

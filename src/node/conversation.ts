@@ -279,6 +279,8 @@ export class Connection {
           break;
         case 'ready':
           this.options.onReady?.();
+          // Once: and the opener's closure is not kept for the connection's lifetime.
+          this.options.onReady = undefined;
           this.resolveReady(true);
           break;
         case 'outcome': {
@@ -528,8 +530,11 @@ export class Connection {
       sock.destroy();
     } else {
       // Postfix closes right after QUIT; wait only until our bytes are handed to the kernel.
+      // A last resort for a peer that never closes; cleared on close so that a closed socket
+      // (and this connection with it) is not kept for the second.
+      const last = setTimeout(() => sock.destroy(), 1000).unref();
+      sock.once('close', () => clearTimeout(last));
       sock.end(() => sock.destroy());
-      setTimeout(() => sock.destroy(), 1000).unref();
     }
     this.notify();
     this.resolveReady(false);

@@ -456,7 +456,7 @@ describe('XFORWARD', () => {
 // ---------------------------------------------------------------- content hooks
 
 describe('content hooks', () => {
-  it('rewriteAddress turns the envelope sender user@host.local into user@example.test; headerCheck REPLACEs Subject and IGNOREs X-Secret', async () => {
+  it('rewriteAddress turns the envelope sender user@host.local into user@example.test; headerCheck REPLACEs Subject, IGNOREs X-Secret, PREPENDs before Message-ID; bodyCheck REPLACEs a body line', async () => {
     const tok = token('hooks');
     const message = [
       'From: User <user@host.local>',
@@ -480,8 +480,10 @@ describe('content hooks', () => {
         seen.push({ name: h.name, part });
         if (/^subject$/i.test(h.name)) return { action: 'replace', text: `Subject: replaced by headerCheck ${tok}` };
         if (/^x-secret$/i.test(h.name)) return { action: 'ignore' };
+        if (/^message-id$/i.test(h.name)) return { action: 'prepend', text: `X-Checked: prepended ${tok}` };
         return undefined;
       },
+      bodyCheck: (line) => (line.text === 'body line' ? { action: 'replace', text: 'body line, replaced by bodyCheck' } : undefined),
     });
     const why = t.explain(r);
     expect(r.recipients[0], why).toMatchObject({ recipient: ALICE, action: 'relayed', status: '2.0.0' });
@@ -493,7 +495,9 @@ describe('content hooks', () => {
     expect(headers.filter((h) => /^Subject:/i.test(h))).toEqual([`Subject: replaced by headerCheck ${tok}`]);
     expect(headers.filter((h) => /^X-Secret:/i.test(h))).toEqual([]);
     expect(headers.join('\n')).not.toContain('s3cr3t');
-    expect(body.toString('utf8')).toBe('body line\nX-Secret: a body line, not a header: kept\n');
+    const at = headers.findIndex((h) => /^Message-ID:/i.test(h));
+    expect(headers[at - 1], 'PREPEND puts its line just before the header').toBe(`X-Checked: prepended ${tok}`);
+    expect(body.toString('utf8')).toBe('body line, replaced by bodyCheck\nX-Secret: a body line, not a header: kept\n');
   });
 });
 

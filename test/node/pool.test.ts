@@ -1,6 +1,8 @@
 /** The connection pool against the test server (POOL-*; POSTFIX-BEHAVIOR.md §1.5). */
 import { Readable } from 'node:stream';
 import { connect, createServer } from 'node:net';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deliver, Pool, type DeliveryEvent, type DeliverOptions } from '../../src/index.js';
 import { TestServer, testCertificate, type TestServerOptions } from '../../src/testing/index.js';
@@ -352,3 +354,29 @@ describe('Pool: findings of the benchmarks (bench/pool-findings.ts)', () => {
     expect(r.recipients[1]).toMatchObject({ action: 'delayed', status: '4.3.2' });
   });
 });
+
+describe('Pool: memory', () => {
+  it('a connection replaced after a failed probe is not kept alive by the connections opened after it', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    // Every RSET probe fails with 421: each delivery finds the kept connection by its label,
+    // probes it, and opens a fresh one in the same attempt, which the pool then keeps.
+    const s = await start({ faults: [{ step: 'rset', action: 'reply', reply: '421 4.3.2 shutting down', times: 1000 }] });
+    const p = pool();
+    const internals = p as unknown as { byConn: Map<object, unknown> };
+    const olds: Array<WeakRef<object>> = [];
+    for (let i = 0; i < 6; i++) {
+      const r = await deliver(env(1, `m${i}`), s.destination, { ...base, pool: p });
+      expect(r.recipients[0]!.action).toBe('relayed');
+      for (const c of internals.byConn.keys()) olds.push(new WeakRef(c));
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setImmediate(r));
+    gc();
+    const kept = new Set(internals.byConn.keys());
+    const alive = olds.map((w) => w.deref()).filter((c) => c !== undefined && !kept.has(c));
+    expect(s.sessions.length).toBeGreaterThanOrEqual(6);
+    expect(alive).toHaveLength(0);
+  });
+});
+
