@@ -135,7 +135,10 @@ export class ContentEncoder {
   }
 }
 
-/** Encode a whole in-memory message at once. */
+/**
+ * Encode a whole in-memory message at once. A message that is already canonical comes back as
+ * the same array (no copy). `known.eightBit`: the caller has already scanned it for 8-bit octets.
+ */
 export function encodeContent(message: Uint8Array, options?: ContentEncoderOptions, known?: { eightBit: boolean }): { bytes: Uint8Array; eightBit: boolean; size: number } {
   // Most messages are already canonical: the bytes go out as they are, no copy.
   if (isCanonical(message, options?.lineLengthLimit ?? 998, options?.dotStuff ?? true)) {
