@@ -556,6 +556,9 @@ export class Connection {
   /** Let an idle pooled connection not keep the event loop alive (and keep it again when busy). */
   setRef(ref: boolean): void {
     const s = this.socket as Socket;
+    // A socket without its handle (destroyed, its close not yet seen) would queue a 'connect'
+    // listener for every call (net.Socket#ref before connect), and none would ever run.
+    if (this.finished || s.destroyed) return;
     if (ref) s.ref();
     else s.unref();
   }
