@@ -144,7 +144,8 @@ export class Connection {
 
   /** May carry more transactions (POOL-9): no failure, protocol error, 421, QUIT. */
   get reusable(): boolean {
-    return !this.finished && this.session.reusable;
+    // A socket already destroyed (its close event not yet seen) carries nothing more.
+    return !this.finished && !this.socket.destroyed && this.session.reusable;
   }
 
   get engine(): ClientSession {

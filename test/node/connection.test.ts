@@ -25,7 +25,9 @@ describe('Connection', () => {
     const socket = await connected();
     const session = new ClientSession({ protocol: 'smtp', heloName: 'client.test' });
     const conn = new Connection(socket, session, { timeouts: resolveOptions({}).timeouts, onEvent: () => undefined });
+    expect(conn.reusable).toBe(true);
     socket.destroy(); // the 'close' event comes later
+    expect(conn.reusable, 'the pool must not lease it').toBe(false);
     for (let i = 0; i < 15; i++) {
       conn.setRef(true);
       conn.setRef(false);
