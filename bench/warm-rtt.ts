@@ -22,8 +22,9 @@
  * (2) Single-connection rate: Pool({ maxConnectionsPerDestination: 1 }), --inflight concurrent
  *     deliver() calls (default 32 = maxTransactionsPerConnection), messages/s with
  *     transactionPipelining on (the default) and off, vs nodemailer pool: true, maxConnections 1
- *     with the same number of sendMail() calls in flight. Target: mailwire (on) ≥ 5 × nodemailer,
- *     against Postfix with CHUNKING and against smtp-sink. Messages per run: about --budget
+ *     with the same number of sendMail() calls in flight. Target: mailwire (on) ≥ 5 × nodemailer
+ *     against Postfix with CHUNKING; against smtp-sink (no CHUNKING: at most 1 message per RTT for
+ *     any client) ≥ 0.9 messages per RTT. Messages per run: about --budget
  *     seconds' worth (sized by a pilot run), median of --runs.
  * Exits 1 if a target is missed. Mail stored by the interop Postfix (catchall maildir; the
  * recipients carry a token) is removed at the end.
@@ -325,11 +326,18 @@ try {
           const r = rate(rs);
           rateRows.push([u.label, label, String(rs[0]!.n), r.toFixed(1), rs.map((x) => ((x.ok / x.ms) * 1000).toFixed(1)).join(' / '), (r / nm).toFixed(2), ((r * rtt) / 1000).toFixed(2)]);
         }
-        const pass = on >= TARGET_RATE * nm;
-        if (!pass) failed++;
-        checks.push(`${pass ? '✓' : '✗'} ${u.label}: one connection, mailwire (on) ${on.toFixed(1)}/s ≥ ${TARGET_RATE} × nodemailer ${nm.toFixed(1)}/s: ratio ${(on / nm).toFixed(2)}; transactionPipelining on/off ${(on / off).toFixed(2)}`);
-        if (!u.chunking) {
-          checks.push(`    (without CHUNKING each message needs its 354 before its content: one connection carries at most 1 message per RTT = ${(1000 / rtt).toFixed(1)}/s here, whatever the pipelining; mailwire reached ${((on * rtt) / 1000).toFixed(2)} per RTT)`);
+        if (u.chunking) {
+          const pass = on >= TARGET_RATE * nm;
+          if (!pass) failed++;
+          checks.push(`${pass ? '✓' : '✗'} ${u.label}: one connection, mailwire (on) ${on.toFixed(1)}/s ≥ ${TARGET_RATE} × nodemailer ${nm.toFixed(1)}/s: ratio ${(on / nm).toFixed(2)}; transactionPipelining on/off ${(on / off).toFixed(2)}`);
+        } else {
+          // Without CHUNKING each message needs its 354 before its content (RFC 2920 §3.1): one
+          // connection carries at most one message per RTT whatever the client, so 5 × a client
+          // that needs ~2 RTT is out of reach; the check is that mailwire reaches that ceiling.
+          const perRtt = (on * rtt) / 1000;
+          const pass = perRtt >= 0.9;
+          if (!pass) failed++;
+          checks.push(`${pass ? '✓' : '✗'} ${u.label}: one connection, mailwire (on) ${on.toFixed(1)}/s = ${perRtt.toFixed(2)} messages per RTT ≥ 0.9 of the ceiling without CHUNKING (1 per RTT = ${(1000 / rtt).toFixed(1)}/s; ${TARGET_RATE} × nodemailer ${nm.toFixed(1)}/s is out of reach for any client there); ratio ${(on / nm).toFixed(2)}, on/off ${(on / off).toFixed(2)}`);
         }
       }
     } finally {
