@@ -3,7 +3,8 @@
  * Postfix detection, free ports, statistics and argument parsing. Loopback only.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, connect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { dirname, join } from 'node:path';
@@ -289,24 +290,43 @@ export async function startSmtpSink(opts: { dumpTemplate?: string; extraArgs?: s
   if (process.getuid?.() === 0) args.push('-u', 'nobody');
   if (opts.dumpTemplate) args.push('-d', opts.dumpTemplate);
   args.push(...(opts.extraArgs ?? []), `127.0.0.1:${port}`, '256');
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let counters: { sess: number; quit: number; mesg: number } | undefined;
+  // The running counters (-c) go to a file, read only when asked: a pipe would wake this
+  // process for every message, CPU taken from the client being measured (the more so the
+  // faster it is).
+  const counterFile = join(mkdtempSync(join(tmpdir(), 'mailwire-sink-')), 'counters');
+  const out = openSync(counterFile, 'w');
+  const child = spawn(bin, args, { stdio: ['ignore', out, 'pipe'] });
+  closeSync(out);
   let stderr = '';
-  const waiters: Array<() => void> = [];
-  let pending = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    pending += d.toString('latin1');
-    const parts = pending.split(/[\r\n]/);
-    pending = parts.pop() ?? '';
-    for (const p of parts.reverse()) {
-      const m = /sess=(\d+) quit=(\d+) mesg=(\d+)/.exec(p);
-      if (m) {
-        counters = { sess: Number(m[1]), quit: Number(m[2]), mesg: Number(m[3]) };
-        break;
+  const readCounters = (): { sess: number; quit: number; mesg: number } | undefined => {
+    let tail = '';
+    try {
+      const fd = openSync(counterFile, 'r');
+      try {
+        const size = fstatSync(fd).size;
+        const n = Math.min(size, 4096);
+        const buf = Buffer.alloc(n);
+        readSync(fd, buf, 0, n, size - n);
+        tail = buf.toString('latin1');
+      } finally {
+        closeSync(fd);
       }
+    } catch {
+      return undefined;
     }
+    const parts = tail.split(/[\r\n]/).reverse();
+    for (const p of parts) {
+      const m = /sess=(\d+) quit=(\d+) mesg=(\d+)/.exec(p);
+      if (m) return { sess: Number(m[1]), quit: Number(m[2]), mesg: Number(m[3]) };
+    }
+    return undefined;
+  };
+  const waiters: Array<() => void> = [];
+  // waitForMessages polls (it is only used after a run, while nothing is measured).
+  const poll = setInterval(() => {
     for (const w of waiters.splice(0)) w();
-  });
+  }, 20);
+  poll.unref();
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`smtp-sink exited with ${code}: ${stderr.trim()}`))));
   exited.catch(() => {});
@@ -318,9 +338,13 @@ export async function startSmtpSink(opts: { dumpTemplate?: string; extraArgs?: s
     pid: child.pid!,
     describe: `Postfix smtp-sink (${bin} ${args.join(' ')}; pid ${child.pid})`,
     transactions: [],
-    lastCounters: () => counters,
-    waitForMessages: (n, timeoutMs = 30_000) => waitUntil(() => (counters?.mesg ?? 0) >= n, waiters, timeoutMs, `${n} messages at smtp-sink`),
-    stop: () => stopChild(child),
+    lastCounters: readCounters,
+    waitForMessages: (n, timeoutMs = 30_000) => waitUntil(() => (readCounters()?.mesg ?? 0) >= n, waiters, timeoutMs, `${n} messages at smtp-sink`),
+    stop: async () => {
+      clearInterval(poll);
+      await stopChild(child);
+      rmSync(dirname(counterFile), { recursive: true, force: true });
+    },
   };
 }
 
