@@ -3,8 +3,9 @@
  * Postfix detection, free ports, statistics and argument parsing. Loopback only.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { newestMtime } from '../test/helpers/process.js';
 import { createServer, connect } from 'node:net';
 import { createInterface } from 'node:readline';
 import { dirname, join } from 'node:path';
@@ -462,9 +463,7 @@ export async function loadMailwire(): Promise<{ module: typeof import('../src/in
   const root = join(dirname(fileURLToPath(import.meta.url)), '..');
   if (argFlag('--src')) return { module: await import('../src/index.js'), label: 'src/ (tsx)' };
   const built = join(root, 'dist', 'index.js');
-  const newest = (dir: string): number =>
-    readdirSync(dir, { withFileTypes: true }).reduce((m, e) => Math.max(m, e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs), 0);
-  if (!existsSync(built) || statSync(built).mtimeMs < newest(join(root, 'src'))) {
+  if (!existsSync(built) || statSync(built).mtimeMs < newestMtime(join(root, 'src'))) {
     console.log('dist/ is missing or older than src/: npm run build');
     const b = spawnSync('npm', ['run', 'build'], { cwd: root, stdio: 'ignore' });
     if (b.status !== 0) throw new Error('npm run build failed');

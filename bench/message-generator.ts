@@ -11,6 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { mulberry32 } from '../test/helpers/random.js';
 
 const WORDS = (
   'the of and to in is that for it as was with be by on not he this are or his from at which but have an they you ' +
@@ -20,16 +21,6 @@ const WORDS = (
   'invoice meeting tomorrow schedule quarterly results please find attached regards thanks question answer update'
 ).split(' ');
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface GeneratorOptions {
   /** Total octets; a multiple of chunkSize is exact, otherwise the last chunk is shorter. */

@@ -20,11 +20,11 @@
  *  7. waiting callers cost CPU: transactionPipelining off, 10 connections, 10 vs 1000 deliver()
  *     calls in flight (990 of them waiting); CPU per message should not grow with the queue.
  */
-import { createServer, connect } from 'node:net';
 import { deliver, Pool, type DeliveryEvent } from '../src/index.js';
 import { TestServer } from '../src/testing/index.js';
 import { forkLatencyProxy } from './latency-proxy.js';
 import { gitHead } from './lib.js';
+import { rsetCuttingRelay } from '../test/helpers/cutting-relay.js';
 
 let bugs = 0;
 const report = (bug: boolean, what: string) => {
@@ -38,28 +38,8 @@ console.log(`mailwire ${gitHead()}, node ${process.version}\n`);
 // 1 ------------------------------------------------------------------------------------------
 {
   const server = await TestServer.start({ discardData: true });
-  let n = 0;
-  // a relay that cuts its first connection 30 ms after the client sent RSET, holding back every
-  // reply from then on (the whole flight has reached the server and been answered by then)
-  const relay = createServer((client) => {
-    const first = n++ === 0;
-    const up = connect(server.port!, '127.0.0.1');
-    let cut = false;
-    client.on('data', (d) => {
-      up.write(d);
-      if (first && !cut && d.toString('latin1').startsWith('RSET')) {
-        cut = true;
-        setTimeout(() => (client.destroy(), up.destroy()), 30);
-      }
-    });
-    up.on('data', (d) => void (cut || client.write(d)));
-    client.on('error', () => {});
-    up.on('error', () => {});
-    client.on('close', () => up.destroy());
-    up.on('close', () => client.destroy());
-  });
-  await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
-  const dest = `[127.0.0.1]:${(relay.address() as { port: number }).port}`;
+  const relay = await rsetCuttingRelay(server.port!);
+  const dest = relay.destination;
   const pool = new Pool();
   await deliver(env('first'), dest, { ...base, pool });
   const r = await deliver(env('second'), dest, { ...base, pool });

@@ -154,71 +154,56 @@ function messageFor(r: number): string {
   return m;
 }
 
-async function runMailwire(t: Target, n: number, conns: number, r: number, transactionPipelining = true, inflight = conns * PER_CONN): Promise<Outcome> {
-  const pool = new Pool({ idleTimeout: 2000, maxConnectionsPerDestination: conns, maxConnections: 100, maxTransactionsPerConnection: 32 });
-  const to = recipientsFor(r);
-  const message = messageFor(r);
-  const destination = `[${t.host}]:${t.port}`;
+/** Time `n` sends, `inflight` at a time; a send resolves undefined, or why its message was not accepted. */
+async function timed(n: number, inflight: number, send: (i: number) => Promise<string | undefined>): Promise<Outcome> {
   let ok = 0;
   let note: string | undefined;
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  await inFlight(n, inflight, async () => {
-    const res = await deliver({ from: FROM, to, message }, destination, { pool, tls: { level: 'none' }, heloName: 'bench.example.test', transactionPipelining });
-    if (res.recipients.every((x) => x.action === 'relayed')) ok++;
-    else note ??= res.recipients.map((x) => `${x.action} ${x.status} ${x.reason}`).join('; ');
+  await inFlight(n, inflight, async (i) => {
+    const failed = await send(i);
+    if (failed === undefined) ok++;
+    else note ??= failed;
   });
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
-  await pool.close();
   return { n, ms, ok, cpuMs: (cpu.user + cpu.system) / 1000, ...(note ? { note } : {}) };
 }
 
 /**
- * What-if for the pool's caller distribution: C pools of one connection each, caller i always
- * on pool i mod C (so every connection carries an equal share of the C × 32 calls in flight).
+ * mailwire: one Pool of `conns` connections per run. `split` is a what-if for the pool's caller
+ * distribution: `conns` pools of one connection each, caller i always on pool i mod C (so every
+ * connection carries an equal share of the calls in flight).
  */
-async function runMailwireSplit(t: Target, n: number, conns: number, r: number): Promise<Outcome> {
-  const pools = Array.from({ length: conns }, () => new Pool({ idleTimeout: 2000, maxConnectionsPerDestination: 1, maxConnections: 100, maxTransactionsPerConnection: 32 }));
+async function runMailwire(t: Target, n: number, conns: number, r: number, o: { transactionPipelining?: boolean; inflight?: number; split?: boolean } = {}): Promise<Outcome> {
+  const newPool = (connections: number) => new Pool({ idleTimeout: 2000, maxConnectionsPerDestination: connections, maxConnections: 100, maxTransactionsPerConnection: 32 });
+  const pools = o.split ? Array.from({ length: conns }, () => newPool(1)) : [newPool(conns)];
   const to = recipientsFor(r);
   const message = messageFor(r);
   const destination = `[${t.host}]:${t.port}`;
-  let ok = 0;
-  let note: string | undefined;
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  await inFlight(n, conns * PER_CONN, async (i) => {
-    const res = await deliver({ from: FROM, to, message }, destination, { pool: pools[i % conns]!, tls: { level: 'none' }, heloName: 'bench.example.test' });
-    if (res.recipients.every((x) => x.action === 'relayed')) ok++;
-    else note ??= res.recipients.map((x) => `${x.action} ${x.status} ${x.reason}`).join('; ');
+  const transactionPipelining = o.transactionPipelining ?? true;
+  const outcome = await timed(n, o.inflight ?? conns * PER_CONN, async (i) => {
+    const res = await deliver({ from: FROM, to, message }, destination, { pool: pools[i % pools.length]!, tls: { level: 'none' }, heloName: 'bench.example.test', transactionPipelining });
+    return res.recipients.every((x) => x.action === 'relayed') ? undefined : res.recipients.map((x) => `${x.action} ${x.status} ${x.reason}`).join('; ');
   });
-  const ms = performance.now() - t0;
-  const cpu = process.cpuUsage(cpu0);
   await Promise.all(pools.map((p) => p.close()));
-  return { n, ms, ok, cpuMs: (cpu.user + cpu.system) / 1000, ...(note ? { note } : {}) };
+  return outcome;
 }
 
 async function runNodemailer(t: Target, n: number, conns: number, r: number, inflight = conns * PER_CONN): Promise<Outcome> {
   const transport = nodemailer.createTransport({ host: t.host, port: t.port, secure: false, ignoreTLS: true, pool: true, maxConnections: conns, maxMessages: Infinity, name: 'bench.example.test' });
   const to = recipientsFor(r);
   const raw = messageFor(r);
-  let ok = 0;
-  let note: string | undefined;
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  await inFlight(n, inflight, async () => {
+  const outcome = await timed(n, inflight, async () => {
     try {
       const info = await transport.sendMail({ envelope: { from: FROM, to }, raw });
-      if (info.accepted.length === to.length) ok++;
-      else note ??= `accepted ${info.accepted.length}, rejected ${info.rejected.length}`;
+      return info.accepted.length === to.length ? undefined : `accepted ${info.accepted.length}, rejected ${info.rejected.length}`;
     } catch (err) {
-      note ??= err instanceof Error ? err.message : String(err);
+      return err instanceof Error ? err.message : String(err);
     }
   });
-  const ms = performance.now() - t0;
-  const cpu = process.cpuUsage(cpu0);
   transport.close();
-  return { n, ms, ok, cpuMs: (cpu.user + cpu.system) / 1000, ...(note ? { note } : {}) };
+  return outcome;
 }
 
 /** smtp-source's -l is the payload without its own few headers (From, To, Date, Message-Id: ~130 octets). */
@@ -242,10 +227,12 @@ interface Job {
 
 /** A job in this process (the worker side). */
 function runLocal(j: Job): Promise<Outcome> {
-  if (j.client === 'mailwire') return runMailwire(j.t, j.n, j.conns, j.r, true, j.inflight);
-  if (j.client === 'mailwire-tp-off') return runMailwire(j.t, j.n, j.conns, j.r, false, j.inflight);
-  if (j.client === 'mailwire-split') return runMailwireSplit(j.t, j.n, j.conns, j.r);
-  return runNodemailer(j.t, j.n, j.conns, j.r, j.inflight);
+  if (j.client === 'nodemailer') return runNodemailer(j.t, j.n, j.conns, j.r, j.inflight);
+  return runMailwire(j.t, j.n, j.conns, j.r, {
+    transactionPipelining: j.client !== 'mailwire-tp-off',
+    split: j.client === 'mailwire-split',
+    ...(j.inflight !== undefined ? { inflight: j.inflight } : {}),
+  });
 }
 
 /**

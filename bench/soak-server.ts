@@ -28,6 +28,7 @@
 import { createWriteStream } from 'node:fs';
 import { TestServer, type Fault, type Step } from '../src/testing/index.js';
 import type { ReceivedTransaction } from '../src/testing/index.js';
+import { mulberry32 } from '../test/helpers/random.js';
 
 function value(name: string, dflt: string): string {
   const i = process.argv.indexOf(name);
@@ -39,16 +40,6 @@ const RATE = Number(value('--fault-rate', '0.01'));
 const SEED = Number(value('--seed', '1'));
 const CHUNKING = !process.argv.includes('--no-chunking');
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = mulberry32(SEED);
 
 type Action = '4xx' | '421' | 'drop' | 'stall';

@@ -2,7 +2,6 @@
  * The `mailwire` command as a child process (`node --import tsx src/cli.ts`, no build needed)
  * against TestServers started here: the table, the exit codes, stdin, -v, LMTP, --timeout.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,42 +11,16 @@ import { FLAGS } from '../../src/cli/flags.js';
 import type { DeliveryResult } from '../../src/index.js';
 import { testCertificate } from '../../src/testing/index.js';
 import { start as server } from '../helpers/test-servers.js';
+import { runNode, type ProcessRun } from '../helpers/process.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'mailwire-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
 /** Run the CLI; stdin gets `input` (or nothing) and is always closed. */
-function mailwire(args: string[], opts: { input?: string | Buffer; env?: Record<string, string> } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...opts.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const killer = setTimeout(() => p.kill('SIGKILL'), 25_000);
-    p.on('error', reject);
-    p.on('close', (code) => {
-      clearTimeout(killer);
-      resolve({ code, stdout, stderr, ms: Date.now() - t0 });
-    });
-    p.stdin.on('error', () => {}); // the CLI may exit without reading stdin
-    p.stdin.end(opts.input ?? '');
-  });
+function mailwire(args: string[], opts: { input?: string | Buffer; env?: Record<string, string> } = {}): Promise<ProcessRun> {
+  return runNode(['--import', 'tsx', 'src/cli.ts', ...args], { cwd: ROOT, ...(opts.env ? { env: opts.env } : {}), input: opts.input ?? '', timeoutMs: 25_000 });
 }
-
 
 /** The table's rows (without its header) as arrays of the first four cells and the reason. */
 function rows(stdout: string): string[][] {

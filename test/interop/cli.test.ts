@@ -1,11 +1,12 @@
 // The built `mailwire` command (node dist/cli.js) against the real Postfix and Dovecot of
 // test/interop/peers.sh: the table, the exit codes, the mail in the maildirs, stdin, LMTP, SASL.
-import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SASL, SASL_USERS, peers, saslLab, smtpNexthop, token, waitForMaildirFile } from './helpers.js';
+import { newestMtime, runNode, type ProcessRun } from '../helpers/process.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'dist', 'cli.js');
@@ -15,16 +16,6 @@ const BOB = 'bob@example.test';
 const postfixMaildir = (user: string): string => `${P.postfixMaildirs}/example.test/${user}`;
 const lmtpMaildir = (user: string): string => `${P.lmtpMaildirs}/${user}`;
 
-/** Newest modification time of any file under dir (the sources the CLI bundle is built from). */
-function newest(dir: string): number {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
-  }
-  return t;
-}
-
 beforeAll(() => {
   let built = 0;
   try {
@@ -32,7 +23,7 @@ beforeAll(() => {
   } catch {
     /* not built yet */
   }
-  if (built >= newest(join(ROOT, 'src'))) return;
+  if (built >= newestMtime(join(ROOT, 'src'))) return;
   // Only the command's bundle (no config: no cleaning of dist/, no type declarations).
   const r = spawnSync('npx', ['tsup', 'src/cli.ts', '--no-config', '--format', 'esm', '--target', 'node20', '--platform', 'node', '--out-dir', 'dist', '--sourcemap', '--treeshake'], {
     cwd: ROOT,
@@ -41,28 +32,8 @@ beforeAll(() => {
   if (r.status !== 0) throw new Error(`npx tsup failed:\n${r.stdout}\n${r.stderr}`);
 }, 120_000);
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function mailwire(args: string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const killer = setTimeout(() => p.kill('SIGKILL'), 50_000);
-    p.on('error', reject);
-    p.on('close', (code) => {
-      clearTimeout(killer);
-      resolve({ code, stdout, stderr });
-    });
-    p.stdin.on('error', () => {});
-    p.stdin.end(opts.input ?? '');
-  });
+function mailwire(args: string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<ProcessRun> {
+  return runNode([CLI, ...args], { cwd: ROOT, ...(opts.env ? { env: opts.env } : {}), input: opts.input ?? '', timeoutMs: 50_000 });
 }
 
 /** Table rows: recipient, action, status, remote MTA, reason. */

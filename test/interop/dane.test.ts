@@ -9,17 +9,18 @@ import { deliver, Resolver } from '../../src/index.js';
 import type { DeliverOptions, DeliveryResult, TlsPolicy } from '../../src/index.js';
 import {
   LogCursor,
-  TLS,
-  Transcript,
   peers,
   plainMessage,
+  reachedMail,
   routeLab,
   settledDnsQueries,
   settledRouteSessions,
+  TLS,
   tlsFailureOf,
   tlsLab,
   tlsOf,
   token,
+  Transcript,
   type SmtpdSession,
 } from './helpers.js';
 
@@ -53,8 +54,7 @@ async function run(label: string, domain: string, tls: TlsPolicy, options: Deliv
     ...options,
   });
   const why = t.explain(r);
-  const unknown = t.events.filter((e) => e.type === 'warning' && /unknown option/.test(e.message));
-  expect(unknown, why).toEqual([]);
+  t.expectKnownOptions(why);
   return {
     r,
     t,
@@ -64,7 +64,6 @@ async function run(label: string, domain: string, tls: TlsPolicy, options: Deliv
   };
 }
 
-const reachedMail = (sessions: SmtpdSession[]): string[] => sessions.filter((s) => s.commands.mail !== undefined).map((s) => s.server);
 const tlsa = (hostname: string): { name: string; type: string } => ({ name: `_${PORT}._tcp.${hostname}`, type: 'TLSA' });
 
 describe('the lab resolver validates dane.test and not insecure.test', () => {

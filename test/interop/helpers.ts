@@ -98,6 +98,14 @@ export class Transcript {
   explain(result: unknown): string {
     return `transcript:\n${this.toString()}\nresult: ${JSON.stringify(result, null, 2)}`;
   }
+  /**
+   * Every option the test passed is one mailwire knows: an unknown name is only a warning, and
+   * the test would then check Postfix's defaults while believing it set something else.
+   */
+  expectKnownOptions(why: string): void {
+    const unknown = this.events.filter((e) => e.type === 'warning' && /unknown option/.test(e.message));
+    expect(unknown, why).toEqual([]);
+  }
   /** Readable form: C: client lines, S: server lines, other events as JSON. */
   toString(): string {
     return this.events
@@ -410,6 +418,9 @@ export interface SmtpdSession {
 /** The smtpd lines of one lab: `route` (postfix-interop/route-NAME), `tls` (postfix-interop/tls-NAME) or `sasl` (postfix-interop/sasl-NAME). */
 export type Lab = 'route' | 'tls' | 'sasl';
 const smtpdLine = (lab: Lab): RegExp => new RegExp(`\\spostfix-interop\\/${lab}-([a-z0-9]+)\\/smtpd\\[(\\d+)\\]: (.*)$`);
+
+/** The servers whose session got as far as MAIL FROM. */
+export const reachedMail = (sessions: SmtpdSession[]): string[] => sessions.filter((s) => s.commands.mail !== undefined).map((s) => s.server);
 
 /** The lab servers' smtpd sessions in maillog `lines`, in the order they connected. */
 export function routeSessions(lines: string[], lab: Lab = 'route'): SmtpdSession[] {

@@ -12,17 +12,18 @@ import { deliver, Resolver } from '../../src/index.js';
 import type { DeliverOptions, DeliveryResult, TlsPolicy } from '../../src/index.js';
 import {
   LogCursor,
-  TLS,
-  Transcript,
   peers,
   plainMessage,
+  reachedMail,
   routeLab,
   settledRouteSessions,
   stsFetches,
+  TLS,
   tlsFailureOf,
   tlsLab,
   tlsOf,
   token,
+  Transcript,
   type SmtpdSession,
 } from './helpers.js';
 
@@ -58,12 +59,10 @@ async function run(label: string, domain: string, tls: TlsPolicy = STS, options:
     ...options,
   });
   const why = t.explain(r);
-  const unknown = t.events.filter((e) => e.type === 'warning' && /unknown option/.test(e.message));
-  expect(unknown, why).toEqual([]);
+  t.expectKnownOptions(why);
   return { r, why, sessions: (atLeast = 0) => settledRouteSessions(pf, { atLeast, lab: 'tls' }), fetches: () => stsFetches(https.lines()) };
 }
 
-const reachedMail = (sessions: SmtpdSession[]): string[] => sessions.filter((s) => s.commands.mail !== undefined).map((s) => s.server);
 const WELL_KNOWN = '/.well-known/mta-sts.txt';
 
 describe('the MTA-STS lab', () => {

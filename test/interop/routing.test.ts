@@ -8,18 +8,19 @@ import { describe, expect, it } from 'vitest';
 import { deliver, Resolver } from '../../src/index.js';
 import type { DeliverOptions, DeliveryResult } from '../../src/index.js';
 import {
-  LogCursor,
-  ROUTE,
-  Transcript,
   esc,
+  LogCursor,
   maildirFilesWith,
   peers,
   plainMessage,
+  reachedMail,
+  ROUTE,
   routeLab,
   settledDnsQueries,
   settledRouteSessions,
   smtpNexthop,
   token,
+  Transcript,
   waitForMaildirFile,
   type SmtpdSession,
 } from './helpers.js';
@@ -67,10 +68,7 @@ async function run(label: string, to: string[], destination: string, options: De
   });
   const ms = performance.now() - started;
   const why = t.explain(r);
-  // Every option used here must be known: an unknown name is only a warning, and the test would
-  // then check Postfix's defaults while believing it set something else.
-  const unknown = t.events.filter((e) => e.type === 'warning' && /unknown option/.test(e.message));
-  expect(unknown, why).toEqual([]);
+  t.expectKnownOptions(why);
   return { r, t, why, ms, tok, sessions: () => settledRouteSessions(pf, { atLeast: atLeastSessions }), queries: () => settledDnsQueries(dns) };
 }
 
@@ -82,7 +80,6 @@ function perServer(sessions: SmtpdSession[]): Record<string, number> {
 }
 
 /** Sessions that got as far as sending MAIL FROM (the disconnect line counts mail=...). */
-const reachedMail = (sessions: SmtpdSession[]): string[] => sessions.filter((s) => s.commands.mail !== undefined).map((s) => s.server);
 
 /** One stored copy per recipient, found by the test's token (no duplicate delivery). */
 async function expectOneCopy(maildir: string, tok: string, why: string): Promise<string> {

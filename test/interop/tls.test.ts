@@ -14,18 +14,19 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { deliver, Resolver } from '../../src/index.js';
 import type { DeliverOptions, DeliveryResult, TlsPolicy } from '../../src/index.js';
 import {
-  LogCursor,
-  TLS,
-  Transcript,
   certFingerprint,
+  LogCursor,
   peers,
   plainMessage,
+  reachedMail,
   routeLab,
   settledRouteSessions,
+  TLS,
   tlsFailureOf,
   tlsLab,
   tlsOf,
   token,
+  Transcript,
   waitForMaildirFile,
   type SmtpdSession,
   type TlsServer,
@@ -65,12 +66,10 @@ async function run(label: string, destination: string, tls: TlsPolicy, options: 
     { resolver, tls, heloName: 'client.test', randomizeAddresses: false, onEvent: t.onEvent, ...options },
   );
   const why = t.explain(r);
-  const unknown = t.events.filter((e) => e.type === 'warning' && /unknown option/.test(e.message));
-  expect(unknown, why).toEqual([]);
+  t.expectKnownOptions(why);
   return { r, t, why, tok, sessions: (atLeast = 0) => settledRouteSessions(pf, { atLeast, lab: 'tls' }) };
 }
 
-const reachedMail = (sessions: SmtpdSession[]): string[] => sessions.filter((s) => s.commands.mail !== undefined).map((s) => s.server);
 
 // ---------------------------------------------------------------- the matrix
 

@@ -1,8 +1,8 @@
 /** POOL-15: a process that used a Pool exits by itself, with or without pool.close(). */
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TestServer } from '../../src/testing/index.js';
+import { runNode } from '../helpers/process.js';
 
 const child = fileURLToPath(new URL('./fixtures/pool-exit.ts', import.meta.url));
 const servers: TestServer[] = [];
@@ -10,32 +10,17 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
 });
 
-function run(args: string[]): Promise<{ code: number | null; out: string; err: string; ms: number }> {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const p = spawn(process.execPath, ['--import', 'tsx', child, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    // A process kept alive by the pool would outlive this; kill it and fail.
-    const timer = setTimeout(() => p.kill('SIGKILL'), 15_000);
-    p.on('error', reject);
-    p.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out, err, ms: Date.now() - t0 });
-    });
-  });
-}
+// A process kept alive by the pool would outlive the test: killed after 15 s, and it fails.
+const run = (args: string[]) => runNode(['--import', 'tsx', child, ...args], { timeoutMs: 15_000, until: 'exit' });
 
 describe('the process exits by itself', () => {
   it('after pool.close(): QUIT sent, connection closed, exit code 0', async () => {
     const s = await TestServer.start();
     servers.push(s);
     const r = await run([s.destination, 'close']);
-    expect(r.err).toBe('');
+    expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const o = JSON.parse(r.out) as { results: string[]; before: { open: number; idle: number }; after: { open: number } };
+    const o = JSON.parse(r.stdout) as { results: string[]; before: { open: number; idle: number }; after: { open: number } };
     expect(o.results).toEqual(['relayed', 'relayed', 'relayed']);
     expect(o.before).toMatchObject({ open: 1, idle: 1 });
     expect(o.after.open).toBe(0);
@@ -49,7 +34,7 @@ describe('the process exits by itself', () => {
     servers.push(s);
     const r = await run([s.destination]);
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.out)).toMatchObject({ results: ['relayed', 'relayed', 'relayed'], before: { open: 1, idle: 1 } });
+    expect(JSON.parse(r.stdout)).toMatchObject({ results: ['relayed', 'relayed', 'relayed'], before: { open: 1, idle: 1 } });
     expect(r.ms).toBeLessThan(14_000);
   }, 20_000);
 });

@@ -1,11 +1,11 @@
 /** The connection pool against the test server (POOL-*; POSTFIX-BEHAVIOR.md §1.5). */
 import { Readable } from 'node:stream';
-import { connect, createServer } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deliver, Pool, type DeliveryEvent, type DeliverOptions } from '../../src/index.js';
 import { TestServer, testCertificate, type TestServerOptions } from '../../src/testing/index.js';
+import { rsetCuttingRelay } from '../helpers/cutting-relay.js';
 
 const servers: TestServer[] = [];
 const pools: Pool[] = [];
@@ -267,28 +267,9 @@ describe('Pool: destination label (POOL-7, POOL-11)', () => {
 describe('Pool: findings of the benchmarks (bench/pool-findings.ts)', () => {
   it('a reused connection cut after its probe flight carried BDAT LAST: never sent twice; delayed with the duplicate warning', async () => {
     const s = await start({ discardData: true });
-    let n = 0;
-    // A relay that cuts its first connection 30 ms after the client sent RSET, holding back every reply from then on.
-    const relay = createServer((client) => {
-      const first = n++ === 0;
-      const up = connect(s.port!, '127.0.0.1');
-      let cut = false;
-      client.on('data', (d) => {
-        up.write(d);
-        if (first && !cut && d.toString('latin1').startsWith('RSET')) {
-          cut = true;
-          setTimeout(() => (client.destroy(), up.destroy()), 30);
-        }
-      });
-      up.on('data', (d) => void (cut || client.write(d)));
-      client.on('error', () => {});
-      up.on('error', () => {});
-      client.on('close', () => up.destroy());
-      up.on('close', () => client.destroy());
-    });
-    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    const relay = await rsetCuttingRelay(s.port!);
     try {
-      const dest = `[127.0.0.1]:${(relay.address() as { port: number }).port}`;
+      const dest = relay.destination;
       const p = pool();
       await deliver(env(1, 'first'), dest, { ...base, pool: p });
       const r = await deliver({ ...env(1, 'second'), from: 'second@client.test' }, dest, { ...base, pool: p });

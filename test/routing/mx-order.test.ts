@@ -1,18 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { mulberry32 as seeded } from '../helpers/random.js';
 import { balanceInetProtocols, normalizeAddress, orderMxHosts, truncateSelf, type MxAddress } from '../../src/routing/mx-order.js';
-
-/** mulberry32: a small seeded PRNG, so the statistics below are reproducible. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const v4 = (host: string, preference: number, address = `192.0.2.${host.length}`): MxAddress => ({ host, address, family: 4, preference });
 const v6 = (host: string, preference: number, address = `2001:db8::${host.length}`): MxAddress => ({ host, address, family: 6, preference });
