@@ -5,7 +5,7 @@
  */
 import type { Envelope, MessageSource } from '../envelope.js';
 import { headerBlockEnd } from '../content/header-block.js';
-import { concatBytes } from '../protocol/bytes.js';
+import { concatBytes, utf8Bytes } from '../protocol/bytes.js';
 
 export type PreparedSource =
   | { kind: 'bytes'; bytes: Uint8Array }
@@ -36,7 +36,7 @@ export function prepareSource(message: Envelope['message']): PreparedSource {
 }
 
 function fromSource(source: MessageSource): PreparedSource {
-  if (typeof source === 'string') return { kind: 'bytes', bytes: Buffer.from(source, 'utf8') };
+  if (typeof source === 'string') return { kind: 'bytes', bytes: utf8Bytes(source) };
   if (source instanceof Uint8Array) return { kind: 'bytes', bytes: source };
   const iterable = source as unknown as AsyncIterable<unknown>;
   if (iterable && typeof iterable[Symbol.asyncIterator] === 'function') {
@@ -60,7 +60,7 @@ async function* bytesOf(it: AsyncIterator<unknown>): AsyncGenerator<Uint8Array> 
       const r = await it.next();
       if (r.done) return;
       const v = r.value;
-      if (typeof v === 'string') yield Buffer.from(v, 'utf8');
+      if (typeof v === 'string') yield utf8Bytes(v);
       else if (v instanceof Uint8Array) yield v;
       else throw new TypeError('message stream yielded something that is not bytes or a string');
     }

@@ -88,14 +88,7 @@ export class ContentEncoder {
 
   /** Copy a run with no CR or LF: dot-stuff at a line start, cut at the line length limit. */
   private copyRun(chunk: Uint8Array, start: number, end: number, out: Uint8Array, o: number): number {
-    if (!this.eightBit) {
-      for (let k = start; k < end; k++) {
-        if (chunk[k]! & 0x80) {
-          this.eightBit = true;
-          break;
-        }
-      }
-    }
+    if (!this.eightBit && hasEightBit(chunk.subarray(start, end))) this.eightBit = true;
     const limit = this.limit;
     let col = this.col;
     let stuffed = 0;
